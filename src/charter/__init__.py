@@ -1,0 +1,3 @@
+"""charter: a toolkit for Constitutional AI."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,85 @@
+"""The one interface every stage uses to talk to a model.
+
+Engines know nothing of constitutions: they take chat messages and sampling parameters and
+return text, token counts and option probabilities.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+Message = dict[str, str]  # {"role": "system"|"user"|"assistant", "content": "..."}
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """One prompt to complete `n` times. Same request + same seed -> same completions (per engine)."""
+
+    messages: tuple[Message, ...]
+    n: int = 1
+    max_tokens: int = 256
+    temperature: float = 0.7
+    top_p: float = 0.95
+    stop: tuple[str, ...] = ()
+    seed: int = 0
+
+    def sampling(self) -> dict:
+        """Sampling parameters as plain data, for provenance and unit-of-work keys."""
+        return {"n": self.n, "max_tokens": self.max_tokens, "temperature": self.temperature,
+                "top_p": self.top_p, "stop": list(self.stop), "seed": self.seed}
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    finish_reason: str  # "stop" (model ended or hit a stop string) | "length" (hit max_tokens)
+    prompt_tokens: int
+    completion_tokens: int
+    index: int = 0  # sample index within the request's n
+
+
+@dataclass(frozen=True)
+class ChoiceRequest:
+    """Ask which option the model gives as its next answer after the chat prompt.
+
+    The prompt is the chat template applied to `messages` with the assistant turn opened, followed
+    by `assistant_prefix` (e.g. "The answer is (" so that options are "A" / "B").
+    """
+
+    messages: tuple[Message, ...]
+    options: tuple[str, ...]
+    assistant_prefix: str = ""
+
+
+@runtime_checkable
+class Engine(Protocol):
+    name: str  # the engine string it was made from, e.g. "llamacpp:embedded"
+
+    @property
+    def fingerprint(self) -> str:
+        """Model file hash or model name, plus engine version; recorded in provenance."""
+
+    def generate(self, requests: list[GenerationRequest]) -> list[list[Completion]]:
+        """One list of `request.n` completions per request, in request order."""
+
+    def choose(self, request: ChoiceRequest) -> dict[str, float]:
+        """Probability of each option as the next answer, normalised over the options.
+
+        Computed from log-probabilities (multi-token options sum their tokens' log-probs).
+        Raises EngineError if the engine cannot give log-probabilities; never guesses.
+        """
+
+    def close(self) -> None:
+        ...
+
+
+@dataclass
+class EngineStats:
+    """Counters an engine may keep; benchmarks and the summary table read them."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    seconds: float = 0.0
+    calls: int = 0
+    extra: dict = field(default_factory=dict)

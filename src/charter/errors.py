@@ -1,0 +1,69 @@
+"""One user-facing error base class: the CLI turns any CharterError into one line and an exit code."""
+
+from __future__ import annotations
+
+
+class CharterError(Exception):
+    """An error the user can fix. Its message says what was wrong, where, and what to do."""
+
+    exit_code = 2
+
+
+class ConstitutionError(CharterError):
+    """A constitution or overlay file is invalid. Carries every problem found, each with a location."""
+
+    def __init__(self, problems: list["Problem"]):
+        self.problems = problems
+        first = problems[0]
+        more = f" (and {len(problems) - 1} more problem(s); run `charter lint` to see all)" if len(problems) > 1 else ""
+        super().__init__(f"{first}{more}")
+
+    @property
+    def file(self) -> str:
+        return self.problems[0].file
+
+    @property
+    def line(self) -> int:
+        return self.problems[0].line
+
+    @property
+    def field(self) -> str:
+        return self.problems[0].field
+
+
+class LayerError(CharterError):
+    """An overlay tried to do something its layer may not (touch a hard line, switch a locked default)."""
+
+    def __init__(self, clause_id: str, layer: str, reason: str):
+        self.clause_id = clause_id
+        self.layer = layer
+        self.reason = reason
+        super().__init__(f"{layer} overlay refused at clause '{clause_id}': {reason}")
+
+
+class EngineError(CharterError):
+    """An engine could not be created or could not do what was asked."""
+
+
+class StoreError(CharterError):
+    """A run folder is unusable for the requested run."""
+
+
+class Problem:
+    """One located problem in a file: `file:line: field: message`."""
+
+    __slots__ = ("file", "line", "field", "message", "severity")
+
+    def __init__(self, file: str, line: int, field: str, message: str, severity: str = "error"):
+        self.file = file
+        self.line = line
+        self.field = field
+        self.message = message
+        self.severity = severity
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}"
+        return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+
+    def __repr__(self) -> str:
+        return f"Problem({str(self)!r}, severity={self.severity!r})"

@@ -1,0 +1,246 @@
+"""The run folder: `manifest.json` plus `records.sqlite`, the source of truth for a run.
+
+Every unit of work has a key (a hash of stage, input record ids, clause id, engine fingerprint,
+sampling parameters, seed and sample index). A record and its key are written in one
+transaction, so a process killed at any point leaves either the whole record or none of it,
+and a rerun skips the keys it has. Exports sort by each record's `order_key`, which stages
+derive from their inputs, never from completion order: a resumed run exports byte-identical data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import tempfile
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from charter import __version__
+from charter.errors import StoreError
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS records (
+    key        TEXT PRIMARY KEY,
+    kind       TEXT NOT NULL,
+    stage      TEXT NOT NULL,
+    order_key  TEXT NOT NULL,
+    clause_ids TEXT NOT NULL,
+    data       TEXT NOT NULL,
+    created    REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS records_kind_order ON records(kind, order_key);
+CREATE INDEX IF NOT EXISTS records_stage ON records(stage);
+"""
+
+
+def unit_key(stage: str, inputs: list[str] | tuple[str, ...], clause_id: str | None, engine: str | None,
+             sampling: dict | None, seed: int | None, index: int = 0, extra: Any = None) -> str:
+    """The identity of one unit of work; equal keys mean the work need not be done again."""
+    payload = json.dumps(
+        {"stage": stage, "inputs": list(inputs), "clause": clause_id, "engine": engine,
+         "sampling": sampling or {}, "seed": seed, "index": index, "extra": extra},
+        sort_keys=True, ensure_ascii=False, default=str,
+    )
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class Record:
+    key: str
+    kind: str
+    stage: str
+    order_key: str
+    clause_ids: tuple[str, ...]
+    data: dict
+
+    def as_row(self) -> dict:
+        return {"id": self.key, "kind": self.kind, "stage": self.stage, "clause_ids": list(self.clause_ids),
+                **self.data}
+
+
+class RunStore:
+    """A run folder. Open it with the run's identity; a different constitution or engine is refused."""
+
+    def __init__(self, folder: Path, db: sqlite3.Connection, manifest: dict):
+        self.folder = folder
+        self._db = db
+        self.manifest = manifest
+
+    # -- opening -------------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, folder: str | Path, constitution_hash: str | None = None,
+             engines: dict[str, str] | None = None, stage: str | None = None,
+             params: dict | None = None) -> "RunStore":
+        """Open or create a run folder, checking that this stage belongs to the same run.
+
+        `engines` maps a role ("policy", "feedback", "judge") to an engine fingerprint.
+        """
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        manifest_path = folder / "manifest.json"
+        manifest = _read_json(manifest_path) if manifest_path.exists() else {
+            "charter_version": __version__, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "constitution_hash": None, "engines": {}, "stages": {},
+        }
+        _check_identity(folder, manifest, constitution_hash, engines or {})
+        if constitution_hash:
+            manifest["constitution_hash"] = constitution_hash
+        manifest["engines"].update(engines or {})
+        if stage:
+            manifest["stages"][stage] = params or {}
+        write_json_atomic(manifest_path, manifest)
+        db = sqlite3.connect(folder / "records.sqlite", timeout=30, isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")  # WAL+NORMAL: a killed process never loses a commit
+        db.executescript(_SCHEMA)
+        return cls(folder, db, manifest)
+
+    @classmethod
+    def read(cls, folder: str | Path) -> "RunStore":
+        """Open an existing run folder for reading (stats, export, viewer)."""
+        folder = Path(folder)
+        if not (folder / "records.sqlite").exists():
+            raise StoreError(f"{folder} is not a charter run folder (no records.sqlite); check the path")
+        manifest = _read_json(folder / "manifest.json") if (folder / "manifest.json").exists() else {}
+        db = sqlite3.connect(folder / "records.sqlite", timeout=30, isolation_level=None)
+        return cls(folder, db, manifest)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> "RunStore":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- writing -------------------------------------------------------------------------------
+
+    def put(self, key: str, kind: str, stage: str, data: dict, clause_ids: tuple[str, ...] | list[str] = (),
+            order_key: str = "") -> None:
+        self.put_many([Record(key, kind, stage, order_key, tuple(clause_ids), data)])
+
+    def put_many(self, records: list[Record]) -> None:
+        """Write records in one transaction: all of them or none. Keys already present are kept as they are."""
+        if not records:
+            return
+        rows = [(r.key, r.kind, r.stage, r.order_key, json.dumps(list(r.clause_ids), ensure_ascii=False),
+                 json.dumps(r.data, ensure_ascii=False, sort_keys=True), time.time()) for r in records]
+        with self._transaction():
+            self._db.executemany("INSERT OR IGNORE INTO records VALUES (?,?,?,?,?,?,?)", rows)
+
+    @contextmanager
+    def _transaction(self):
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def has(self, key: str) -> bool:
+        return self._db.execute("SELECT 1 FROM records WHERE key=?", (key,)).fetchone() is not None
+
+    def existing(self, keys: list[str]) -> set[str]:
+        found: set[str] = set()
+        for start in range(0, len(keys), 500):
+            chunk = keys[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            found.update(k for (k,) in self._db.execute(f"SELECT key FROM records WHERE key IN ({marks})", chunk))
+        return found
+
+    def get(self, key: str) -> Record | None:
+        row = self._db.execute(
+            "SELECT key, kind, stage, order_key, clause_ids, data FROM records WHERE key=?", (key,)).fetchone()
+        return _record(row) if row else None
+
+    def iter(self, kind: str, stage: str | None = None) -> Iterator[Record]:
+        """Records of a kind in export order, streamed (the cursor is consumed lazily)."""
+        sql = "SELECT key, kind, stage, order_key, clause_ids, data FROM records WHERE kind=?"
+        args: list[Any] = [kind]
+        if stage is not None:
+            sql += " AND stage=?"
+            args.append(stage)
+        for row in self._db.execute(sql + " ORDER BY order_key, key", args):
+            yield _record(row)
+
+    def count(self, kind: str | None = None) -> int:
+        if kind is None:
+            return self._db.execute("SELECT COUNT(*) FROM records").fetchone()[0]
+        return self._db.execute("SELECT COUNT(*) FROM records WHERE kind=?", (kind,)).fetchone()[0]
+
+    def kinds(self) -> dict[str, int]:
+        return dict(self._db.execute("SELECT kind, COUNT(*) FROM records GROUP BY kind ORDER BY kind"))
+
+    def set_stage_done(self, stage: str, summary: dict) -> None:
+        """Mark a stage finished in the manifest (the pipeline skips finished stages)."""
+        manifest = _read_json(self.folder / "manifest.json")
+        manifest.setdefault("done", {})[stage] = summary
+        write_json_atomic(self.folder / "manifest.json", manifest)
+        self.manifest = manifest
+
+    def stage_done(self, stage: str) -> bool:
+        return stage in _read_json(self.folder / "manifest.json").get("done", {})
+
+
+def _record(row: tuple) -> Record:
+    key, kind, stage, order_key, clause_ids, data = row
+    return Record(key, kind, stage, order_key, tuple(json.loads(clause_ids)), json.loads(data))
+
+
+def _check_identity(folder: Path, manifest: dict, constitution_hash: str | None, engines: dict[str, str]) -> None:
+    old_hash = manifest.get("constitution_hash")
+    if constitution_hash and old_hash and old_hash != constitution_hash:
+        raise StoreError(
+            f"{folder} holds a run of a different constitution (hash {old_hash}, this one is {constitution_hash}); "
+            "use another --out folder, or pass --new-run to start a fresh run folder beside it"
+        )
+    for role, fingerprint in engines.items():
+        old = manifest.get("engines", {}).get(role)
+        if old and old != fingerprint:
+            raise StoreError(
+                f"{folder} was made with a different {role} engine ({old}, now {fingerprint}); "
+                "use another --out folder, or pass --new-run to start a fresh run folder beside it"
+            )
+
+
+def next_free_run_folder(folder: str | Path) -> Path:
+    """`run` -> `run-2`, `run-3`, ...: the --new-run flag's way to never mix two runs."""
+    folder = Path(folder)
+    if not folder.exists():
+        return folder
+    index = 2
+    while (candidate := folder.with_name(f"{folder.name}-{index}")).exists():
+        index += 1
+    return candidate
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise StoreError(f"{path} is unreadable ({exc}); restore it or start a new run folder") from None
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON so that a crash leaves the old file or the new one, never half of one."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, ensure_ascii=False, indent=2, sort_keys=True)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

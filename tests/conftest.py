@@ -1,0 +1,21 @@
+"""Shared fixtures. Area-specific fixtures (engines, servers) live in each tests/<area>/conftest.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from charter.commands.constitution import example_path
+
+
+@pytest.fixture(scope="session")
+def example_constitution_path() -> Path:
+    return example_path("constitution.yaml")
+
+
+@pytest.fixture(scope="session")
+def example_constitution(example_constitution_path):
+    from charter.constitution import load_constitution
+
+    return load_constitution(example_constitution_path)
