@@ -1,0 +1,117 @@
+"""`charter run`: prompts -> data -> sft -> dpo -> export -> eval (base and trained) -> report.
+
+Each stage records itself as done in the run folder's manifest when it finishes; a rerun skips
+finished stages, and stages resume inside themselves (the data stages by unit-of-work keys, the
+trainers from checkpoints), so killing `charter run` anywhere and running it again continues.
+
+Two recipes make the data (see `recipes.py` for why the embedded model gets the first):
+  contrastive  judge-free: context distillation and pairs labelled by construction
+  critique     SL-CAI critique/revision and RLAIF labels from a feedback model
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from charter.errors import CharterError
+
+STAGES = ("prompts", "data", "datasets", "sft", "dpo", "export", "eval", "report")
+Say = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    constitution: Path
+    out: Path = Path("runs/example")
+    policy: str = "llamacpp:embedded"  # engine that writes the data (and the model that is trained)
+    feedback: str | None = None  # engine for AI feedback (critique recipe); None: the policy
+    judge: str | None = None  # LLM judge for evals; None: rule-based classifiers only
+    recipe: str = "auto"  # auto | contrastive | critique
+    limit: int | None = 48  # prompts per set (harmful, safe)
+    samples: int = 2  # contrastive pairs per prompt
+    max_tokens: int = 128  # tokens per generated answer
+    rounds: int = 2  # critique/revision rounds (critique recipe)
+    max_steps: int = 40  # optimizer steps per trainer
+    eval_limit: int | None = None  # prompts per eval suite; None: the whole shipped suite
+    eval_max_tokens: int = 96
+    suites: tuple[str, ...] = ("harmful", "overrefusal", "character")
+    seed: int = 0
+    stages: tuple[str, ...] = STAGES
+
+    def __post_init__(self):
+        unknown = [s for s in self.stages if s not in STAGES]
+        if unknown:
+            raise CharterError(f"unknown stage(s) {', '.join(unknown)}; choose from {', '.join(STAGES)}")
+        if self.recipe not in ("auto", "contrastive", "critique"):
+            raise CharterError(f"unknown recipe '{self.recipe}'; choose auto, contrastive or critique")
+
+    def to_json(self) -> dict:
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
+
+
+@dataclass
+class RunContext:
+    config: PipelineConfig
+    constitution: object
+    store: object
+    say: Say
+    progress: object  # rich.progress.Progress
+    summaries: dict = field(default_factory=dict)
+
+    @property
+    def out(self) -> Path:
+        return self.config.out
+
+    def path(self, *parts: str) -> Path:
+        return self.config.out.joinpath(*parts)
+
+
+def quiet_libraries() -> None:
+    """Keep the terminal to charter's own progress bars: libraries' bars and advisories go quiet.
+
+    Environment variables, not logging calls, so it works before the libraries are imported."""
+    import os
+    import warnings
+
+    for name, value in (("HF_DATASETS_DISABLE_PROGRESS_BARS", "1"), ("HF_HUB_DISABLE_PROGRESS_BARS", "1"),
+                        ("TRANSFORMERS_VERBOSITY", "error"), ("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1"),
+                        ("TOKENIZERS_PARALLELISM", "false"), ("HF_HUB_OFFLINE", "1")):
+        os.environ.setdefault(name, value)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"(transformers|trl|peft|torch)\b")
+
+
+def run_pipeline(config: PipelineConfig, say: Say = print, progress=None) -> Path:
+    """Run (or resume) the pipeline; return the report's path."""
+    quiet_libraries()
+    from charter.constitution import load_constitution
+    from charter.pipeline_stages import STAGE_FUNCTIONS
+    from charter.recipes import choose_recipe
+    from charter.store import RunStore
+
+    constitution = load_constitution(config.constitution)
+    recipe = choose_recipe(config.recipe, config.policy)
+    store = RunStore.open(config.out, constitution_hash=constitution.content_hash(),
+                          stage="pipeline", params={**config.to_json(), "recipe": recipe})
+    ctx = RunContext(config, constitution, store, say, progress)
+    ctx.summaries["recipe"] = recipe
+    try:
+        for name in STAGES:
+            marker = f"pipeline:{name}"
+            if name not in config.stages:
+                continue
+            if store.stage_done(marker):
+                say(f"[dim]{name}: done in an earlier run, skipped[/]")
+                continue
+            started = time.perf_counter()
+            say(f"[bold]{name}[/] ...")
+            summary = STAGE_FUNCTIONS[name](ctx) or {}
+            summary["seconds"] = round(time.perf_counter() - started, 1)
+            store.set_stage_done(marker, summary)
+            say(f"[green]{name}[/] done in {summary['seconds']:.0f}s")
+    finally:
+        store.close()
+    return config.out / "report.html"

@@ -1,0 +1,138 @@
+"""`report.html` for a `charter run`: what was run, training curves, before/after with intervals,
+judge warnings at the top, and the same prompts answered before and after. Self-contained."""
+
+from __future__ import annotations
+
+import json
+from html import escape
+from pathlib import Path
+
+HEADLINES = (  # (suite, metric, what it means): the figures a reader looks for first
+    ("harmful", "refusal_rate[rules]", "harmful prompts refused (rule classifier; partial refusals not counted)"),
+    ("overrefusal", "answer_rate[rules]", "safe-but-scary prompts answered without refusal (rule classifier)"),
+)
+
+
+def write_report(ctx) -> Path:
+    from charter.evals.compare import compare_runs
+    from charter.evals.report import page, render_comparison_html
+    from charter.evals.result import load_eval
+    from charter.recipes import why
+
+    base = load_eval(ctx.path("eval", "base"))
+    trained = load_eval(ctx.path("eval", "trained"))
+    comparison = compare_runs(base, trained, seed=ctx.config.seed)
+    manifest = json.loads(ctx.path("manifest.json").read_text(encoding="utf-8"))
+    parts = [
+        _warnings(base, trained),
+        _headline(base, trained),
+        _what_was_run(ctx, manifest, why(ctx.summaries["recipe"])),
+        _training_curves(ctx),
+        "<h2>All eval metrics, before vs after</h2>" + render_comparison_html(comparison, title=""),
+        _examples(base, trained),
+    ]
+    path = ctx.path("report.html")
+    tmp = path.with_name(".report.html.tmp")
+    tmp.write_text(page(f"charter run: {ctx.constitution.name}", "".join(parts)), encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def _warnings(base, trained) -> str:
+    warnings = list(dict.fromkeys([*base.warnings, *trained.warnings,
+                                   *(w for s in (*base.suites.values(), *trained.suites.values()) for w in s.warnings)]))
+    if not warnings:
+        return ""
+    items = "".join(f"<li>{escape(w)}</li>" for w in warnings)
+    return f"<div class='warn'><b>Read this first.</b><ul>{items}</ul></div>"
+
+
+def _estimate(run, suite: str, metric: str):
+    result = run.suites.get(suite)
+    if result is None or metric not in result.metrics:
+        return None
+    return result.summary()[metric]
+
+
+def _headline(base, trained) -> str:
+    from charter.evals.report import fmt, plot_before_after
+
+    rows, labels, before, after = [], [], [], []
+    for suite, metric, meaning in HEADLINES:
+        b, a = _estimate(base, suite, metric), _estimate(trained, suite, metric)
+        if b is None or a is None:
+            continue
+        delta = (a.value or 0) - (b.value or 0)
+        rows.append(f"<tr><td>{escape(meaning)}</td><td class='num'>{fmt(b)}</td><td class='num'>{fmt(a)}</td>"
+                    f"<td class='num'>{delta:+.2f}</td><td class='num'>{a.n}</td></tr>")
+        labels.append(suite)
+        before.append(b)
+        after.append(a)
+    if not rows:
+        return ""
+    plot = plot_before_after(labels, before, after, "before (grey) vs after (blue), 95% intervals")
+    return ("<h2>Before and after</h2><table><tr><th>measure</th><th>before</th><th>after</th><th>change</th>"
+            f"<th>prompts</th></tr>{''.join(rows)}</table><img src='{plot}' alt='before/after'>")
+
+
+def _what_was_run(ctx, manifest: dict, recipe_reason: str) -> str:
+    cfg = ctx.config
+    done = manifest.get("done", {})
+    facts = [
+        ("constitution", f"{ctx.constitution.name} v{ctx.constitution.version} (hash {ctx.constitution.content_hash()})"),
+        ("policy engine", cfg.policy), ("feedback engine", cfg.feedback or cfg.policy),
+        ("eval judge", cfg.judge or "none: rule-based classifiers and the model's own Yes/No probabilities"),
+        ("recipe", f"{ctx.summaries['recipe']}: {recipe_reason}"),
+        ("sizes", f"up to {cfg.limit} prompts per set, {cfg.samples} samples each, {cfg.max_steps} steps per "
+                  f"trainer, seed {cfg.seed}"),
+        ("data kept", json.dumps(done.get("pipeline:datasets", {}), ensure_ascii=False)),
+        ("engines", json.dumps(manifest.get("engines", {}), ensure_ascii=False)),
+        ("stage times (s)", ", ".join(f"{k.split(':', 1)[1]} {v.get('seconds', '?')}"
+                                      for k, v in done.items() if k.startswith("pipeline:"))),
+    ]
+    rows = "".join(f"<tr><th>{escape(k)}</th><td>{escape(str(v))}</td></tr>" for k, v in facts)
+    return f"<h2>What was run</h2><table>{rows}</table>"
+
+
+def _training_curves(ctx) -> str:
+    from charter.evals.report import _png, _pyplot
+
+    curves = {}
+    for name in ("sft", "dpo"):
+        log = ctx.path("train", name, "log_history.json")
+        if log.exists():
+            history = json.loads(log.read_text(encoding="utf-8"))
+            curves[name] = [(h["step"], h["loss"]) for h in history if "loss" in h and "step" in h]
+    if not curves:
+        return ""
+    plt = _pyplot()
+    figure, axes = plt.subplots(1, len(curves), figsize=(5 * len(curves), 3))
+    axes = axes if len(curves) > 1 else [axes]
+    for ax, (name, points) in zip(axes, curves.items()):
+        ax.plot([p[0] for p in points], [p[1] for p in points], marker=".")
+        ax.set_title(f"{name} training loss")
+        ax.set_xlabel("step")
+    return f"<h2>Training curves</h2><img src='{_png(figure)}' alt='training loss'>"
+
+
+def _examples(base, trained, per_suite: int = 6) -> str:
+    out = ["<h2>The same prompts, before and after</h2>"]
+    for suite in ("harmful", "overrefusal"):
+        if suite not in base.suites or suite not in trained.suites:
+            continue
+        after = {f.item_id: f for f in trained.suites[suite].findings}
+        rows = []
+        for finding in base.suites[suite].findings[:per_suite]:
+            other = after.get(finding.item_id)
+            if other is None:
+                continue
+            rows.append(f"<tr><td>{escape(finding.prompt)}</td>{_answer(finding)}{_answer(other)}</tr>")
+        out.append(f"<h3>{escape(suite)}</h3><table><tr><th>prompt</th><th>before</th><th>after</th></tr>"
+                   f"{''.join(rows)}</table>")
+    return "".join(out)
+
+
+def _answer(finding) -> str:
+    label = finding.labels.get("rules") or finding.labels.get("rule") or ""
+    label = label.get("label", "") if isinstance(label, dict) else label
+    return f"<td><pre>{escape(finding.answer or '')}</pre><small>{escape(str(label))}</small></td>"
