@@ -15,7 +15,7 @@ HEADLINES = (  # (suite, metric, what it means): the figures a reader looks for 
 
 def write_report(ctx) -> Path:
     from charter.evals.compare import compare_runs
-    from charter.evals.report import page, render_comparison_html
+    from charter.evals.report import page, render_comparison_fragment
     from charter.evals.result import load_eval
     from charter.recipes import why
 
@@ -28,7 +28,7 @@ def write_report(ctx) -> Path:
         _headline(base, trained),
         _what_was_run(ctx, manifest, why(ctx.summaries["recipe"])),
         _training_curves(ctx),
-        "<h2>All eval metrics, before vs after</h2>" + render_comparison_html(comparison, title=""),
+        "<h2>All eval metrics, before vs after</h2>" + render_comparison_fragment(comparison),
         _examples(base, trained),
     ]
     path = ctx.path("report.html")
@@ -95,7 +95,7 @@ def _what_was_run(ctx, manifest: dict, recipe_reason: str) -> str:
 
 
 def _training_curves(ctx) -> str:
-    from charter.evals.report import _png, _pyplot
+    from charter.evals.report import figure_png, pyplot
 
     curves = {}
     for name in ("sft", "dpo"):
@@ -105,14 +105,14 @@ def _training_curves(ctx) -> str:
             curves[name] = [(h["step"], h["loss"]) for h in history if "loss" in h and "step" in h]
     if not curves:
         return ""
-    plt = _pyplot()
+    plt = pyplot()
     figure, axes = plt.subplots(1, len(curves), figsize=(5 * len(curves), 3))
     axes = axes if len(curves) > 1 else [axes]
     for ax, (name, points) in zip(axes, curves.items()):
         ax.plot([p[0] for p in points], [p[1] for p in points], marker=".")
         ax.set_title(f"{name} training loss")
         ax.set_xlabel("step")
-    return f"<h2>Training curves</h2><img src='{_png(figure)}' alt='training loss'>"
+    return f"<h2>Training curves</h2><img src='{figure_png(figure)}' alt='training loss'>"
 
 
 def _examples(base, trained, per_suite: int = 6) -> str:

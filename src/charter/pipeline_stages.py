@@ -222,28 +222,27 @@ def trained_engine_spec(ctx) -> str:
 
 def stage_eval(ctx) -> dict:
     from charter.engines.registry import make_engine
-    from charter.evals.result import EvalRun
-    from charter.evals.runner import EvalConfig, run_suite
+    from charter.evals.grading import Judge
+    from charter.evals.runner import EvalConfig, evaluate
 
     cfg = ctx.config
-    judge = make_engine(cfg.judge) if cfg.judge else None
+    judge_engine = make_engine(cfg.judge) if cfg.judge else None
     summary = {}
     try:
         for label, spec in (("base", cfg.policy), ("trained", trained_engine_spec(ctx))):
             engine = make_engine(spec)
             try:
-                suites = {name: run_suite(name, engine, judge=judge, seed=cfg.seed, limit=cfg.eval_limit,
-                                          store=ctx.store, progress=ctx.progress, constitution=ctx.constitution,
-                                          config=EvalConfig(max_tokens=cfg.eval_max_tokens))
-                          for name in cfg.suites}
+                run = evaluate(list(cfg.suites), engine, Judge(judge_engine, seed=cfg.seed) if judge_engine else None,
+                               seed=cfg.seed, limit=cfg.eval_limit, store=ctx.store, progress=ctx.progress,
+                               constitution=ctx.constitution, config=EvalConfig(max_tokens=cfg.eval_max_tokens))
             finally:
                 engine.close()
-            run = EvalRun(suites, meta={"model": label, "engine": spec})
+            run.meta.update({"model": label, "engine": spec})
             run.save(ctx.path("eval", label))
-            summary[label] = {name: {m: e.as_dict() for m, e in s.summary().items()} for name, s in suites.items()}
+            summary[label] = {name: {m: e.as_dict() for m, e in s.summary().items()} for name, s in run.suites.items()}
     finally:
-        if judge is not None:
-            judge.close()
+        if judge_engine is not None:
+            judge_engine.close()
     return summary
 
 

@@ -1,0 +1,211 @@
+"""Eval items from the built-in sets or from any JSONL, JSON, CSV, Parquet file or HF dataset.
+
+An external set's columns are mapped onto charter's field names with `columns`, e.g.
+`{"prompt": "question", "label": "type"}` (the CLI's `--column prompt=question`). Items without an
+id get a stable one derived from their prompt, so two runs on the same file pair up in `compare`.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from collections.abc import Iterable
+from importlib import resources
+from pathlib import Path
+
+from charter.errors import CharterError
+
+# The fields each suite needs in every item; other fields ride along into the findings.
+REQUIRED = {
+    "harmful": ("prompt",),
+    "overrefusal": ("prompt",),
+    "helpfulness": ("prompt",),
+    "adherence": ("prompt", "clause_id"),
+    "character": ("statement", "trait_id", "polarity"),
+}
+# Label values that say what an item expects, for external sets that mix safe and unsafe prompts.
+UNSAFE_LABELS = {"harmful", "unsafe", "refuse", "refusal", "1", "true", "yes", "contrast_harmful"}
+SAFE_LABELS = {"safe", "benign", "harmless", "comply", "compliance", "0", "false", "no"}
+
+
+def builtin_path(name: str) -> Path:
+    """Path of a set shipped in charter/evals/data (e.g. "harmful", "gold_refusal")."""
+    path = Path(str(resources.files("charter.evals") / "data" / f"{name}.jsonl"))
+    if not path.is_file():
+        raise CharterError(f"built-in eval set '{name}' is missing ({path}); reinstall charter")
+    return path
+
+
+def builtin_items(name: str) -> list[dict]:
+    return read_rows(builtin_path(name))
+
+
+def read_rows(source: str | Path, split: str = "train") -> list[dict]:
+    """Rows as dicts from a file, a `save_to_disk` folder, or `hf:NAME` (a cached Hub dataset)."""
+    text = str(source)
+    if text.startswith("hf:"):
+        return _hf_rows(text[3:], split)
+    path = Path(source).expanduser()
+    if not path.exists():
+        raise CharterError(
+            f"prompt set {path} does not exist; check the path (or use hf:NAME for a dataset)"
+        )
+    if path.is_dir():
+        return _disk_rows(path, split)
+    suffix = path.suffix.lower()
+    if suffix == ".jsonl":
+        return _jsonl_rows(path)
+    if suffix == ".json":
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return list(data if isinstance(data, list) else data.get("data", data.get("rows", [])))
+    if suffix in (".csv", ".tsv"):
+        with path.open(newline="", encoding="utf-8") as handle:
+            return list(csv.DictReader(handle, delimiter="\t" if suffix == ".tsv" else ","))
+    if suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        return pq.read_table(path).to_pylist()
+    raise CharterError(
+        f"{path}: unknown prompt-set format '{suffix}'; use .jsonl, .json, .csv, .tsv or .parquet"
+    )
+
+
+def _jsonl_rows(path: Path) -> list[dict]:
+    rows = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise CharterError(
+                    f"{path}:{number}: not valid JSON ({exc.msg}); fix that line"
+                ) from None
+    return rows
+
+
+def _disk_rows(path: Path, split: str) -> list[dict]:
+    from datasets import DatasetDict, load_from_disk
+
+    data = load_from_disk(str(path))
+    if isinstance(data, DatasetDict):
+        if split not in data:
+            raise CharterError(f"{path} has splits {sorted(data)}, not '{split}'; pass --split")
+        data = data[split]
+    return data.to_list()
+
+
+def _hf_rows(name: str, split: str) -> list[dict]:
+    from datasets import load_dataset
+
+    try:
+        return load_dataset(name, split=split).to_list()
+    except Exception as exc:  # noqa: BLE001 - datasets raises many types; the user needs one line
+        raise CharterError(
+            f"could not load dataset '{name}' split '{split}' ({type(exc).__name__}: {exc}); "
+            "download it first or pass a local file"
+        ) from None
+
+
+def map_columns(rows: Iterable[dict], columns: dict[str, str] | None, source: str) -> list[dict]:
+    """Rename columns to charter's fields and give every row a string id."""
+    columns = columns or {}
+    items = []
+    for number, row in enumerate(rows, start=1):
+        item = dict(row)
+        for field, column in columns.items():
+            if column not in row:
+                raise CharterError(
+                    f"{source}: row {number} has no column '{column}' (mapped to '{field}'); "
+                    f"columns are: {', '.join(map(str, row))}"
+                )
+            item[field] = row[column]
+        item["id"] = str(item.get("id") or stable_id(item))
+        items.append(item)
+    return items
+
+
+def stable_id(item: dict) -> str:
+    text = str(
+        item.get("prompt") or item.get("statement") or json.dumps(item, sort_keys=True, default=str)
+    )
+    return "x-" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
+
+
+def check_items(suite: str, items: list[dict], source: str) -> None:
+    missing = [f for f in REQUIRED[suite] if items and f not in items[0]]
+    if missing:
+        raise CharterError(
+            f"{source}: suite '{suite}' needs field(s) {', '.join(missing)}; map them with "
+            f"--column {missing[0]}=COLUMN"
+        )
+    ids = [item["id"] for item in items]
+    if len(set(ids)) != len(ids):
+        duplicate = next(i for i in ids if ids.count(i) > 1)
+        raise CharterError(f"{source}: id '{duplicate}' appears more than once; ids must be unique")
+
+
+def filter_by_label(suite: str, items: list[dict]) -> tuple[list[dict], int]:
+    """Keep the items a refusal suite should see: unsafe labels for harmful, safe for overrefusal.
+
+    Items without a label are kept. Returns the kept items and how many were skipped.
+    """
+    wanted = {"harmful": UNSAFE_LABELS, "overrefusal": SAFE_LABELS}.get(suite)
+    if wanted is None:
+        return items, 0
+    kept = [i for i in items if i.get("label") is None or str(i["label"]).strip().lower() in wanted]
+    return kept, len(items) - len(kept)
+
+
+def load_items(
+    suite: str,
+    source: str | Path | None = None,
+    columns: dict[str, str] | None = None,
+    split: str = "train",
+) -> tuple[list[dict], int]:
+    """A suite's items (its built-in set when `source` is None) and how many labels skipped."""
+    rows = builtin_items(suite) if source is None else read_rows(source, split)
+    name = f"built-in set '{suite}'" if source is None else str(source)
+    items = map_columns(rows, columns, name)
+    if not items:
+        raise CharterError(f"{name} has no rows; give a prompt set with at least one row")
+    check_items(suite, items, name)
+    return filter_by_label(suite, items)
+
+
+def spread(items: list[dict], limit: int | None, group: str | tuple[str, ...]) -> list[dict]:
+    """`limit` items taken round-robin across the groups of the first field, so a small limit still
+    covers every clause or category. A second field (kind, polarity) is balanced too: each group
+    starts at the next value of it. Deterministic, so two runs with equal limits pair up."""
+    if limit is None or limit >= len(items):
+        return items
+    first, *rest = (group,) if isinstance(group, str) else group
+    groups: dict[str, dict[tuple, list[dict]]] = {}
+    for item in items:
+        sub = tuple(str(item.get(f, "")) for f in rest)
+        groups.setdefault(str(item.get(first, "")), {}).setdefault(sub, []).append(item)
+    queues = [_interleave(list(subs.values()), shift) for shift, subs in enumerate(groups.values())]
+    picked: list[dict] = []
+    for depth in range(max(map(len, queues))):
+        picked += [queue[depth] for queue in queues if depth < len(queue)]
+    return picked[:limit]
+
+
+def _interleave(buckets: list[list[dict]], shift: int) -> list[dict]:
+    shift %= len(buckets)
+    buckets = buckets[shift:] + buckets[:shift]
+    deepest = max(map(len, buckets))
+    return [b[d] for d in range(deepest) for b in buckets if d < len(b)]
+
+
+def parse_columns(pairs: list[str]) -> dict[str, str]:
+    """`["prompt=question", "label=type"]` -> {"prompt": "question", "label": "type"}."""
+    columns = {}
+    for pair in pairs:
+        field, sep, column = pair.partition("=")
+        if not sep or not field.strip() or not column.strip():
+            raise CharterError(
+                f"--column '{pair}' is not FIELD=COLUMN; write e.g. --column prompt=question"
+            )
+        columns[field.strip()] = column.strip()
+    return columns
