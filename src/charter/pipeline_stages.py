@@ -90,12 +90,17 @@ def _contrastive_data(ctx, engine) -> dict:
 
     cfg, c = ctx.config, ctx.constitution
     fewshot = load_fewshot()
-    teacher = ({"role": "system", "content": render_system_prompt(c, "compact")},
-               *contrastive_turns(fewshot, "good", 3))
-    harmful_spec = PairSpec(teacher, ({"role": "system", "content": OPPOSING_SYSTEM},
-                                      *contrastive_turns(fewshot, "bad", 3)),
+    system = {"role": "system", "content": render_system_prompt(c, "compact")}
+    # Few-shot turns in the style each side should take: the SL-CAI examples' revisions decline
+    # harm and still help; their first answers comply; the contrastive examples' bad answers refuse
+    # needlessly.
+    chains = fewshot.sl_chains
+    good = [t for ex in chains for t in _turns(ex["prompt"], ex["revision"])]
+    harmful_spec = PairSpec((system, *good), ({"role": "system", "content": OPPOSING_SYSTEM},
+                                              *[t for ex in chains for t in _turns(ex["prompt"], ex["answer"])]),
                             "contrastive:opposing", cfg.max_tokens, 0.8)
-    safe_spec = PairSpec(teacher, ({"role": "system", "content": OVERREFUSING_SYSTEM},),
+    safe_spec = PairSpec((system, *contrastive_turns(fewshot, "good", 3)),
+                         ({"role": "system", "content": OVERREFUSING_SYSTEM}, *contrastive_turns(fewshot, "bad", 3)),
                          "contrastive:overrefusing", cfg.max_tokens, 0.8)
     prompts = read_prompts(ctx)
     harmful = {p["uid"] for p in prompts if p["harmful"]}
@@ -104,7 +109,7 @@ def _contrastive_data(ctx, engine) -> dict:
                         mode=p["mode"]) for s in range(cfg.samples) for p in prompts]
     stage = Stage("distill", ctx.store, c, engine, cfg.seed, _task_progress(ctx, "data: contrastive pairs"))
     ctx.store.begin_stage("distill", {"samples": cfg.samples, "max_tokens": cfg.max_tokens, "seed": cfg.seed,
-                                      "teacher": "compact+fewshot3", "prompts": len(items)},
+                                      "teacher": "compact+fewshot:v2", "prompts": len(items)},
                           fixed=("max_tokens", "seed", "teacher"))
 
     def spec_of(item):
@@ -115,6 +120,10 @@ def _contrastive_data(ctx, engine) -> dict:
                                                          else ("helpfulness", "needless_refusal"))
     sample_pairs(stage, items, 32, "data: contrastive pairs", spec_of, clause_ids_of, sft=True)
     return stage.finish(prompts=len(items))
+
+
+def _turns(prompt: str, answer: str) -> list[dict]:
+    return [{"role": "user", "content": prompt.strip()}, {"role": "assistant", "content": answer.strip()}]
 
 
 def _critique_data(ctx, engine) -> dict:
@@ -142,25 +151,42 @@ def _critique_data(ctx, engine) -> dict:
 # -- datasets -----------------------------------------------------------------------------------
 
 def stage_datasets(ctx) -> dict:
-    """Export the store's data; for judge-free data, keep only pairs the rule check confirms."""
+    """Export the store's data; for judge-free data, let the rule check settle each pair's sides."""
     import pyarrow.parquet as pq
 
     from charter.data.export import export_run
-    from charter.recipes import filter_pairs
+    from charter.recipes import FilterReport, constructed_refusal, judge_free_pair
 
     raw = export_run(ctx.store, ctx.path("datasets", "raw"), "parquet")
     if ctx.summaries["recipe"] != "contrastive":
         return {"sft": raw["sft"]["rows"], "prefs": raw["prefs"]["rows"], "paths": raw}
-    harmful = {p["uid"] for p in read_prompts(ctx) if p["harmful"]}
+    prompts = {p["uid"]: p for p in read_prompts(ctx)}
     rows = pq.read_table(raw["prefs"]["path"]).to_pylist() if raw["prefs"]["path"] else []
-    kept, report = filter_pairs(rows, lambda row: row["prompt_id"].split("#")[0] in harmful)
+    report, kept = FilterReport(), []
+    for row in rows:
+        prompt = prompts[row["prompt_id"].split("#")[0]]
+        refusal = constructed_refusal(ctx.constitution, prompt["category"], prompt["clause_id"], row["prompt_id"],
+                                      ctx.config.seed)
+        pair = judge_free_pair(prompt["harmful"], _reply(row["chosen"]), _reply(row["rejected"]), refusal)
+        if isinstance(pair, str):
+            report.drop(pair)
+            continue
+        chosen, rejected, source = pair
+        report.keep(source)
+        kept.append({**row, "chosen": [{"role": "assistant", "content": chosen}],
+                     "rejected": [{"role": "assistant", "content": rejected}],
+                     "label_source": f"{row['label_source']}+rules:{source}"})
     if not kept:
-        raise CharterError("no preference pair passed the rule check; raise --limit or --samples, or use a "
+        raise CharterError("no preference pair survived the rule check; raise --limit or --samples, or use a "
                            "stronger --policy engine")
     sft = [{"messages": row["prompt"] + row["chosen"], **_provenance(row)} for row in kept]
     _write_parquet(ctx.path("datasets", "prefs.parquet"), kept)
     _write_parquet(ctx.path("datasets", "sft.parquet"), sft)
     return {"sft": len(sft), "prefs": len(kept), "filter": report.as_dict()}
+
+
+def _reply(messages) -> str:
+    return " ".join(m["content"] for m in messages if m["role"] == "assistant")
 
 
 def _provenance(row: dict) -> dict:

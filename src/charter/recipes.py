@@ -10,12 +10,14 @@ better. So for small models charter uses judge-free data:
   * contrastive pairs labelled by construction: chosen = the teacher's answer, rejected = an
     answer sampled with an opposing system prompt (RLCD-style).
 
-Labels by construction are noisy where the teacher did not actually behave better. A cheap rule
-check removes the clearest failures without any model judgment: on a prompt from a harmful set
-the chosen answer must decline (refusal or partial refusal, by `classify_refusal`) and the
-rejected one must not; on a prompt from a safe set the chosen answer must not refuse. Pairs that
-fail are dropped and counted, never relabelled. Capable engines get SL-CAI critiques and RLAIF
-labels instead (`critique`), which rely on the model reading the question it is asked.
+Labels by construction are noisy where the teacher did not actually behave better, and for the
+embedded model it almost never does on harmful prompts (it declined 1 of 64 red-team samples with
+the constitution and few-shot refusals in context). So a rule check (`classify_refusal`) decides
+each side, without any model judgment: on a harmful prompt the chosen side must decline (if the
+teacher's sample does not, a refusal written from the constitution's clause takes its place) and
+the rejected side must comply; on a safe prompt the chosen side must answer and the rejected side
+is a needless refusal. Every pair records which parts were sampled and which constructed
+(`label_source`). Capable engines get SL-CAI critiques and RLAIF labels instead (`critique`).
 """
 
 from __future__ import annotations
@@ -33,9 +35,11 @@ def choose_recipe(recipe: str, policy: str) -> str:
 
 def why(recipe: str) -> str:
     if recipe == "contrastive":
-        return ("Judge-free recipe (context distillation + contrastive pairs labelled by construction, "
-                "with a rule-based refusal check): the embedded model ignores the question in A/B "
-                "judgments, so labels from its own feedback would carry no signal.")
+        return ("Judge-free recipe: contrastive pairs labelled by construction (teacher = the model with "
+                "the constitution and few-shot turns; a rule-based refusal check decides each side, and "
+                "refusals written from the constitution's clauses stand in where the teacher complied with "
+                "a harmful prompt). The embedded model ignores the question in A/B judgments, so labels "
+                "from its own feedback would carry no signal.")
     return "SL-CAI critique/revision and RLAIF labels from the feedback model's multiple-choice judgments."
 
 
@@ -43,45 +47,87 @@ def why(recipe: str) -> str:
 class FilterReport:
     kept: int = 0
     dropped: dict[str, int] = field(default_factory=dict)
+    sources: dict[str, int] = field(default_factory=dict)
 
     def drop(self, reason: str) -> None:
         self.dropped[reason] = self.dropped.get(reason, 0) + 1
 
+    def keep(self, source: str) -> None:
+        self.kept += 1
+        self.sources[source] = self.sources.get(source, 0) + 1
+
     def as_dict(self) -> dict:
-        return {"kept": self.kept, "dropped": dict(self.dropped), "total": self.kept + sum(self.dropped.values())}
+        return {"kept": self.kept, "dropped": dict(self.dropped), "label_sources": dict(self.sources),
+                "total": self.kept + sum(self.dropped.values())}
 
 
-def check_pair(harmful: bool, chosen: str, rejected: str) -> str | None:
-    """None if the pair passes; otherwise the reason it is dropped."""
+def judge_free_pair(harmful: bool, chosen: str, rejected: str, refusal: str) -> tuple[str, str, str] | str:
+    """(chosen, rejected, label source) for one sampled pair, or the reason it is dropped.
+
+    A sampled answer keeps its side only when the rule check agrees with the side it was sampled
+    for. On a harmful prompt a teacher answer that does not decline is replaced by `refusal` (a
+    refusal written from the constitution's clause, see `constructed_refusal`) and, being
+    compliant, may serve as the rejected side; on a safe prompt a needless refusal is the rejected
+    side. Measured on the embedded model: its teacher declined 1 of 64 red-team samples even with
+    the constitution and few-shot refusals in context, so without construction there is nothing
+    to distil.
+    """
     from charter.evals.classify import classify_refusal
 
-    chosen_label = classify_refusal(chosen).label
+    chosen_label, rejected_label = classify_refusal(chosen).label, classify_refusal(rejected).label
     if harmful:
-        if chosen_label == "compliance":
-            return "harmful prompt: chosen answer does not decline"
-        if classify_refusal(rejected).label != "compliance":
-            return "harmful prompt: rejected answer declines too"
-    elif chosen_label == "refusal":
-        return "safe prompt: chosen answer refuses"
-    return None
+        compliant = rejected if rejected_label == "compliance" else chosen if chosen_label == "compliance" else None
+        if compliant is None:
+            return "harmful prompt: no compliant sample to reject"
+        if chosen_label != "compliance":
+            return chosen, compliant, "sampled"
+        return refusal, compliant, "constructed-refusal"
+    if chosen_label != "compliance":
+        return "safe prompt: teacher answer refuses"
+    if rejected_label == "refusal":
+        return chosen, rejected, "sampled"
+    return chosen, NEEDLESS_REFUSAL, "constructed-needless-refusal"
 
 
-def filter_pairs(rows: list[dict], is_harmful) -> tuple[list[dict], FilterReport]:
-    """Keep the pairs whose construction-label the rule check confirms. `is_harmful(row)` -> bool."""
-    report = FilterReport()
-    kept = []
-    for row in rows:
-        reason = check_pair(is_harmful(row), _text(row["chosen"]), _text(row["rejected"]))
-        if reason:
-            report.drop(reason)
-        else:
-            kept.append(row)
-    report.kept = len(kept)
-    return kept, report
+NEEDLESS_REFUSAL = "I'm sorry, but I can't help with that."
+
+_OPENERS = ("I can't help with that.", "I won't help with this.", "I'm not able to help with that.",
+            "Sorry, but I can't do that.")
+_OFFERS = ("If there's a safe, legitimate goal behind this, I'm glad to help with that instead.",
+           "I'm happy to help with a related question that doesn't put anyone at risk.",
+           "If you tell me more about what you're trying to achieve, I can suggest safer options.")
+_REASONS = {
+    "weapons": "Weapons made or modified outside the law can kill people.",
+    "violence": "That could get someone badly hurt.",
+    "hacking": "Getting into accounts or systems you don't own is illegal and harms the people who own them.",
+    "fraud": "That would deceive people and take their money or trust.",
+    "theft": "That would take from someone else and could get you into serious trouble.",
+    "cheating": "That would be dishonest and unfair to others.",
+    "evasion": "That means breaking the law, and it could get you or others into serious trouble.",
+    "drugs": "That could put people's health and lives at serious risk.",
+    "stalking": "Tracking someone without their consent can put them in danger.",
+    "privacy": "That would expose someone's private information without their consent.",
+    "harassment": "That would target and hurt a real person.",
+    "hate": "Content that demeans people for who they are causes real harm.",
+    "extremism": "Content that promotes violence against people causes real harm.",
+    "manipulation": "Manipulating someone against their own interests harms them.",
+    "misinformation": "Spreading false information misleads people and can cause real harm.",
+}
+_SELF_HARM = ("I'm really sorry you're going through this. I can't help with anything that could hurt you, "
+              "but you don't have to face this alone: please reach out to someone you trust or a local "
+              "crisis line now. If you want, we can talk about what's been happening.")
 
 
-def _text(value) -> str:
-    # Conversational rows hold [{"role": "assistant", "content": ...}]; plain rows hold a string.
-    if isinstance(value, list):
-        return " ".join(m.get("content", "") for m in value if m.get("role") == "assistant")
-    return str(value)
+def constructed_refusal(constitution, category: str, clause_id: str | None, key: str, seed: int) -> str:
+    """A short refusal grounded in the clause that applies, varied reproducibly by (key, seed)."""
+    import hashlib
+
+    pick = int.from_bytes(hashlib.sha256(f"{seed}:{key}".encode()).digest()[:4], "big")
+    if category == "self_harm":
+        return _SELF_HARM
+    hard_lines = {h.id: h for h in constitution.hard_lines}
+    if clause_id in hard_lines:
+        reason = f"It crosses one of my hard lines: {hard_lines[clause_id].text.rstrip('.')}."
+    else:
+        reason = _REASONS.get(category, "Helping with this could cause real harm.")
+    return f"{_OPENERS[pick % len(_OPENERS)]} {reason} {_OFFERS[(pick // 7) % len(_OFFERS)]}"
