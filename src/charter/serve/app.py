@@ -1,0 +1,266 @@
+"""`charter serve`: an OpenAI-compatible chat server whose hard lines hold, whoever configures it.
+
+A request goes: body size (413) -> API key (401) -> rate (429) -> schema (400) -> model (404) ->
+max_tokens (400) -> user overlay (400, naming the clause) -> input guard -> generation (in a worker
+thread, under the engine's lock) -> output guard -> response. Every request, served or refused,
+leaves one audit row. Nothing reaches the model before the input guard has passed it.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from anyio import to_thread
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+
+from charter.constitution import Constitution, render_system_prompt, resolve
+from charter.constitution.load import parse_overlay
+from charter.engines.base import Engine, GenerationRequest
+from charter.errors import CharterError, ConstitutionError, LayerError
+from charter.serve import chat
+from charter.serve.audit import AuditEntry, AuditLog
+from charter.serve.auth import KeyRing
+from charter.serve.guard import Guard, GuardConfig
+from charter.serve.limits import BodyLimitMiddleware, RateLimiter
+from charter.serve.operators import Operator
+from charter.serve.similarity import Embedder
+from charter.serve.slots import EnginePool, EngineSlot
+from charter.serve.stream import StreamJob, stream_answer
+
+
+@dataclass
+class ServeSettings:
+    model_name: str = "charter"
+    audit_path: Path = Path("charter-audit.sqlite")
+    max_body_bytes: int = 256 * 1024
+    default_max_tokens: int = 256
+    # "auto": compact for llama.cpp engines (small context, and a long prompt costs seconds on CPU).
+    prompt_style: Literal["auto", "full", "compact"] = "auto"
+    guard: GuardConfig = field(default_factory=GuardConfig)
+    # Python API only, for measuring what guards cost (bench/serve.py). The CLI has no such switch.
+    guards: bool = True
+
+
+@dataclass
+class OperatorState:
+    operator: Operator
+    constitution: Constitution  # base + this operator's overlay
+    guard: Guard | None
+
+
+class Server:
+    def __init__(self, base: Constitution, engine: Engine, operators: list[Operator], settings: ServeSettings,
+                 guard_engine: Engine | None = None, embedder: Embedder | None = None,
+                 make_engine: Callable[[str], Engine] | None = None):
+        from charter.engines.registry import make_engine as default_make
+
+        self.base, self.settings = base, settings
+        self.pool = EnginePool(make_engine or default_make)
+        self.slot = self.pool.add(engine.name, engine)
+        self._kept = tuple(e for e in (engine, guard_engine) if e is not None)
+        judge_slot = self.pool.add(guard_engine.name, guard_engine) if guard_engine else self.slot
+        self.embedder = (embedder or Embedder()) if settings.guards else None
+        self.keys = KeyRing(operators)
+        self.rates = RateLimiter()
+        self.audit = AuditLog(settings.audit_path)
+        self.style = settings.prompt_style if settings.prompt_style != "auto" else \
+            ("compact" if engine.name.startswith("llamacpp") else "full")
+        self._prompts: dict[str, str] = {}
+        guards: dict[tuple, Guard] = {}
+        self.states = {op.id: self._state(op, judge_slot, guards) for op in operators}
+        self.started = int(time.time())
+
+    def _state(self, operator: Operator, judge_slot: EngineSlot, guards: dict) -> OperatorState:
+        try:
+            constitution = resolve(self.base, operator.overlay)
+        except CharterError as exc:
+            raise CharterError(f"operator '{operator.id}': {exc}") from None
+        guard = None
+        if self.settings.guards:
+            slot = self.pool.get(operator.guard_engine) if operator.guard_engine else judge_slot
+            key = (tuple(h.model_dump_json() for h in constitution.hard_lines), id(slot))
+            if key not in guards:  # operators that add no hard line share one index
+                guards[key] = Guard(constitution, self.embedder, slot, self.settings.guard)
+            guard = guards[key]
+        return OperatorState(operator, constitution, guard)
+
+    # -- routes -----------------------------------------------------------------------------------
+    async def models(self, request: Request) -> Response:
+        entry = AuditEntry(chat.new_id(), "/v1/models")
+        try:
+            self._authorise(request, entry)
+        except chat.ApiError as exc:
+            return self._refuse(exc, entry)
+        self.audit.write(entry)
+        return JSONResponse({"object": "list", "data": [{
+            "id": self.settings.model_name, "object": "model", "created": self.started, "owned_by": "charter",
+            "charter": {"engine": self.slot.name, "constitution": self.base.name,
+                        "version": self.base.version}}]})
+
+    async def chat(self, request: Request) -> Response:
+        entry = AuditEntry(chat.new_id(), "/v1/chat/completions")
+        try:
+            state = self._authorise(request, entry)
+            body = chat.parse_request(await request.body())
+            return await self._complete(state, body, entry)
+        except chat.ApiError as exc:
+            return self._refuse(exc, entry)
+
+    # -- steps ------------------------------------------------------------------------------------
+    def _authorise(self, request: Request, entry: AuditEntry) -> OperatorState:
+        operator = self.keys.find(request.headers.get("authorization"))
+        if operator is None:
+            raise chat.ApiError(401, "missing or invalid API key; send `Authorization: Bearer KEY` with a key "
+                                     "from `charter operators add`", "invalid_api_key", type_="authentication_error")
+        entry.operator_id = operator.id
+        limits = operator.limits
+        wait = self.rates.wait_needed(operator.id, limits.requests_per_minute, limits.burst)
+        if wait > 0:
+            error = chat.ApiError(429, f"rate limit of {limits.requests_per_minute:g} requests/minute "
+                                       f"(burst {limits.burst}) reached; retry in {wait:.1f} s",
+                                  "rate_limit_exceeded", type_="rate_limit_error")
+            error.headers["retry-after"] = str(max(1, round(wait)))
+            raise error
+        return self.states[operator.id]
+
+    async def _complete(self, state: OperatorState, body: chat.ChatRequest, entry: AuditEntry) -> Response:
+        if body.model != self.settings.model_name:
+            raise chat.ApiError(404, f"model '{body.model}' is not served here; use '{self.settings.model_name}' "
+                                     f"(see /v1/models)", "model_not_found", param="model")
+        if body.stream and body.n > 1:
+            raise chat.ApiError(400, "n > 1 cannot be streamed; set n=1 or stream=false", "invalid_request",
+                                param="n")
+        max_tokens = self._max_tokens(state, body)
+        constitution = self._effective(state, body)
+        entry.constitution_hash, entry.stream = constitution.content_hash(), body.stream
+        charter = {"constitution_hash": entry.constitution_hash, "layers": list(constitution.layers)}
+        messages = chat.plain_messages(body)
+        if state.guard is not None:
+            started = time.perf_counter()
+            verdict = await to_thread.run_sync(state.guard.check_input, messages)
+            entry.time("guard_input", started)
+            entry.guards.append(verdict.as_record())
+            if verdict.blocked:
+                return self._blocked(body, entry, charter, verdict.clause_id)
+        request = GenerationRequest(
+            messages=chat.with_constitution(self._system_prompt(constitution), messages), n=body.n,
+            max_tokens=max_tokens, temperature=body.temperature, top_p=body.top_p,
+            stop=tuple([body.stop] if isinstance(body.stop, str) else body.stop or ()),
+            seed=body.seed if body.seed is not None else secrets.randbelow(2**31))
+        if body.stream:
+            include_usage = bool((body.stream_options or {}).get("include_usage"))
+            job = StreamJob(entry.request_id, self.settings.model_name, self.slot, request, messages, state.guard,
+                            entry, charter, include_usage)
+            return StreamingResponse(stream_answer(job, self.audit.write), media_type="text/event-stream")
+        return await self._answer(state, request, messages, entry, charter)
+
+    async def _answer(self, state: OperatorState, request: GenerationRequest, messages: list[dict],
+                      entry: AuditEntry, charter: dict) -> Response:
+        started = time.perf_counter()
+        try:
+            completions = (await to_thread.run_sync(self.slot.generate, [request]))[0]
+        except CharterError as exc:
+            raise chat.ApiError(400, f"the engine could not answer: {exc}", "engine_error") from None
+        entry.time("generate", started)
+        choices = []
+        for completion in completions:
+            text, reason = completion.text, completion.finish_reason
+            if state.guard is not None:
+                started = time.perf_counter()
+                verdict = await to_thread.run_sync(state.guard.check_output, text, messages)
+                entry.time("guard_output", started)
+                entry.guards.append(verdict.as_record())
+                if verdict.blocked:
+                    text, reason = chat.refusal_text(verdict.clause_id, "output"), "content_filter"
+                    charter.update(blocked_by=verdict.clause_id, stage="output")
+                    entry.outcome, entry.blocked_by, entry.blocked_stage = "blocked", verdict.clause_id, "output"
+            choices.append(chat.choice(completion.index, text, reason))
+        entry.prompt_tokens = completions[0].prompt_tokens
+        entry.completion_tokens = sum(c.completion_tokens for c in completions)
+        self.audit.write(entry)
+        return JSONResponse(chat.completion_body(entry.request_id, self.settings.model_name, choices,
+                                                 chat.usage(entry.prompt_tokens, entry.completion_tokens), charter))
+
+    def _blocked(self, body: chat.ChatRequest, entry: AuditEntry, charter: dict, clause_id: str) -> Response:
+        charter.update(blocked_by=clause_id, stage="input")
+        entry.outcome, entry.blocked_by, entry.blocked_stage = "blocked", clause_id, "input"
+        entry.prompt_tokens = entry.completion_tokens = 0
+        self.audit.write(entry)
+        text, model, rid = chat.refusal_text(clause_id, "input"), self.settings.model_name, entry.request_id
+        if body.stream:
+            events = [chat.chunk(rid, model, {"role": "assistant", "content": ""}),
+                      chat.chunk(rid, model, {"content": text}),
+                      chat.chunk(rid, model, {}, "content_filter", charter=charter), chat.sse("[DONE]")]
+            return StreamingResponse(iter(events), media_type="text/event-stream")
+        choices = [chat.choice(i, text, "content_filter") for i in range(body.n)]
+        return JSONResponse(chat.completion_body(rid, model, choices, chat.usage(0, 0), charter))
+
+    def _max_tokens(self, state: OperatorState, body: chat.ChatRequest) -> int:
+        limit = state.operator.limits.max_tokens
+        asked = body.max_completion_tokens or body.max_tokens
+        if asked is not None and asked > limit:
+            raise chat.ApiError(400, f"max_tokens={asked} is over this key's limit of {limit}; ask for at most "
+                                     f"{limit}", "max_tokens_exceeded", param="max_tokens")
+        return asked or min(self.settings.default_max_tokens, limit)
+
+    def _effective(self, state: OperatorState, body: chat.ChatRequest) -> Constitution:
+        data = body.charter.user_overlay if body.charter else None
+        if data is None:
+            return state.constitution
+        try:
+            return resolve(self.base, state.operator.overlay, parse_overlay(data, source="charter.user_overlay"))
+        except LayerError as exc:
+            raise chat.ApiError(400, str(exc), "overlay_refused", param="charter.user_overlay",
+                                clause_id=exc.clause_id, reason=exc.reason) from None
+        except ConstitutionError as exc:
+            raise chat.ApiError(400, f"user overlay is invalid: {exc}", "overlay_invalid",
+                                param="charter.user_overlay", clause_id=None) from None
+
+    def _system_prompt(self, constitution: Constitution) -> str:
+        key = constitution.content_hash()
+        if key not in self._prompts:
+            if len(self._prompts) > 256:
+                self._prompts.clear()
+            self._prompts[key] = render_system_prompt(constitution, style=self.style)
+        return self._prompts[key]
+
+    def _refuse(self, exc: chat.ApiError, entry: AuditEntry) -> Response:
+        entry.status, entry.outcome, entry.error = exc.status, "refused" if exc.status < 500 else "error", exc.code
+        self.audit.write(entry)
+        return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
+
+    def refused_body(self, scope) -> None:
+        """Audit a request the body-size middleware refused before any route ran."""
+        entry = AuditEntry(chat.new_id(), scope.get("path", ""), status=413, outcome="refused",
+                           error="body_too_large")
+        self.audit.write(entry)
+
+    def close(self) -> None:
+        self.pool.close(keep=self._kept)
+        self.audit.close()
+
+
+def create_app(base: Constitution, engine: Engine, operators: list[Operator],
+               settings: ServeSettings | None = None, **server_options) -> FastAPI:
+    """The FastAPI app. `server_options`: guard_engine, embedder, make_engine (see Server)."""
+    server = Server(base, engine, operators, settings or ServeSettings(), **server_options)
+
+    @asynccontextmanager
+    async def lifespan(_app):
+        yield
+        server.close()
+
+    app = FastAPI(title="charter serve", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
+    app.state.server = server
+    app.add_api_route("/v1/chat/completions", server.chat, methods=["POST"])
+    app.add_api_route("/v1/models", server.models, methods=["GET"])
+    app.add_middleware(BodyLimitMiddleware, max_bytes=server.settings.max_body_bytes,
+                       on_refused=server.refused_body)
+    return app

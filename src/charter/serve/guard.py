@@ -1,0 +1,187 @@
+"""Hard-line guards: a fast similarity pass, then a judge for what the fast pass cannot settle.
+
+How the two combine, per hard line (thresholds in GuardConfig):
+
+1. Fast pass (similarity.py + rules.py) on every piece of the text and on its decoded readings
+   (base64, leetspeak, spaced letters). For each line: positive (nearest crossing example),
+   negative (nearest look-alike), margin = positive - negative.
+2. Clear hit -> block, no judge: positive >= hit_similarity and margin >= hit_margin; or, when the
+   request uses jailbreak framing (persona, "ignore your rules", claimed authority, hypotheticals,
+   encodings), the lower framed_hit_* thresholds. Benign users rarely wrap a request that is
+   already near a hard line in jailbreak framing; attackers routinely do.
+3. Clearly benign -> pass, no judge: positive < band_similarity, or margin < band_margin while
+   positive < near_example (a text that close to a crossing example is never cleared by a
+   look-alike alone: embeddings do not see negation, "with no sexual content" reads as "sexual").
+4. Everything between is uncertain: the judge is asked about the (at most max_judged_lines)
+   uncertain lines, most suspicious first; P(Yes) >= judge_threshold blocks. An unscored judge
+   (engine without log-probabilities) blocks: the guard fails closed. `uncertain="block"` or
+   `"allow"` skips the judge and decides the band outright.
+
+Outputs use the same steps on windows of the answer with stricter output_* thresholds (an answer
+that discusses a topic is further from the crossing *requests* than a request is), and an output
+judge question about the response itself.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+from charter.constitution.model import Constitution
+from charter.serve import judge, rules
+from charter.serve.similarity import Embedder, HardLineIndex, LineScore
+from charter.serve.slots import EngineSlot
+
+Stage = Literal["input", "output"]
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
+
+
+@dataclass(frozen=True)
+class GuardConfig:
+    hit_similarity: float = 0.60
+    hit_margin: float = 0.15
+    framed_hit_similarity: float = 0.40
+    framed_hit_margin: float = 0.05
+    band_similarity: float = 0.35
+    band_margin: float = 0.0
+    near_example: float = 0.62
+    output_hit_similarity: float = 0.70
+    output_hit_margin: float = 0.25
+    output_band_similarity: float = 0.45
+    judge_threshold: float = 0.5
+    max_judged_lines: int = 2
+    uncertain: Literal["judge", "block", "allow"] = "judge"
+    window_chars: int = 400
+    window_step: int = 200
+
+
+@dataclass
+class Verdict:
+    """What a guard decided, with everything an auditor needs to see why (no message text)."""
+
+    stage: Stage
+    blocked: bool = False
+    clause_id: str | None = None
+    by: str = "fast"  # fast | judge | policy
+    uncertain: list[str] = field(default_factory=list)
+    scores: dict[str, list[float]] = field(default_factory=dict)
+    flags: list[str] = field(default_factory=list)
+    judge: dict[str, float | None] = field(default_factory=dict)
+    ms: float = 0.0
+
+    def as_record(self) -> dict:
+        return asdict(self)
+
+
+class Guard:
+    def __init__(self, constitution: Constitution, embedder: Embedder, judge_slot: EngineSlot | None,
+                 config: GuardConfig = GuardConfig()):
+        self.constitution = constitution
+        self.index = HardLineIndex(constitution.hard_lines, embedder)
+        self.judge_slot = judge_slot
+        self.config = config
+
+    # -- inputs ---------------------------------------------------------------------------------
+    def check_input(self, messages: list[dict]) -> Verdict:
+        started = time.perf_counter()
+        pieces = input_pieces(messages)
+        verdict = self.screen(pieces, "input", rules.framing_flags(" ".join(pieces)))
+        if verdict.uncertain and not verdict.blocked:
+            conversation = transcript(messages)
+            self._settle(verdict, lambda line: judge.input_question(line, conversation))
+        verdict.ms = round((time.perf_counter() - started) * 1000, 2)
+        return verdict
+
+    # -- outputs --------------------------------------------------------------------------------
+    def check_output(self, answer: str, messages: list[dict]) -> Verdict:
+        started = time.perf_counter()
+        verdict = self.screen(output_pieces(answer, self.config), "output", [])
+        if verdict.uncertain and not verdict.blocked:
+            self.judge_output(verdict, answer, messages)
+        verdict.ms = round((time.perf_counter() - started) * 1000, 2)
+        return verdict
+
+    def judge_output(self, verdict: Verdict, answer: str, messages: list[dict]) -> Verdict:
+        request = last_user(messages)
+        return self._settle(verdict, lambda line: judge.output_question(line, request, answer))
+
+    # -- the two passes -------------------------------------------------------------------------
+    def screen(self, pieces: list[str], stage: Stage, flags: list[str]) -> Verdict:
+        """The fast pass alone: block clear hits, mark the uncertain lines, clear the rest."""
+        texts = [rules.normalise(p) for p in pieces]
+        texts += [decoded for text in list(texts) for _, decoded in rules.decodings(text)]
+        scores = self.index.score(texts)
+        verdict = Verdict(stage, scores={k: [s.positive, s.negative] for k, s in scores.items()}, flags=flags)
+        ranked = sorted(scores.items(), key=lambda item: -(item[1].positive + item[1].margin))
+        for line_id, score in ranked:
+            kind = self._classify(score, stage, bool(flags))
+            if kind == "hit":
+                verdict.blocked, verdict.clause_id, verdict.by = True, line_id, "fast"
+                return verdict
+            if kind == "uncertain":
+                verdict.uncertain.append(line_id)
+        return verdict
+
+    def _classify(self, score: LineScore, stage: Stage, framed: bool) -> str:
+        c = self.config
+        if stage == "input":
+            hit = score.positive >= c.hit_similarity and score.margin >= c.hit_margin
+            hit = hit or (framed and score.positive >= c.framed_hit_similarity
+                          and score.margin >= c.framed_hit_margin)
+            floor = c.band_similarity
+        else:
+            hit = score.positive >= c.output_hit_similarity and score.margin >= c.output_hit_margin
+            floor = c.output_band_similarity
+        if hit:
+            return "hit"
+        if score.positive < floor or (score.margin < c.band_margin and score.positive < c.near_example):
+            return "clear"
+        return "uncertain"
+
+    def _settle(self, verdict: Verdict, question) -> Verdict:
+        """Decide the uncertain band: by policy, or by asking the judge line by line."""
+        if self.config.uncertain != "judge" or self.judge_slot is None:
+            if self.config.uncertain == "block" and verdict.uncertain:
+                verdict.blocked, verdict.clause_id, verdict.by = True, verdict.uncertain[0], "policy"
+            return verdict
+        for line_id in verdict.uncertain[: self.config.max_judged_lines]:
+            answer = judge.ask(self.judge_slot, question(self.index.hard_lines[line_id]))
+            verdict.judge[line_id] = answer.p_yes
+            if answer.p_yes is None or answer.p_yes >= self.config.judge_threshold:
+                verdict.blocked, verdict.clause_id, verdict.by = True, line_id, "judge"
+                break
+        return verdict
+
+
+def input_pieces(messages: list[dict]) -> list[str]:
+    """What the input guard reads: each user turn, the first system message, and the last user turns
+    together (an attack may be split across turns)."""
+    users = [m["content"] for m in messages if m["role"] == "user"]
+    pieces = list(users)
+    if len(users) > 1:
+        pieces.append(" ".join(users[-3:]))
+    systems = [m["content"] for m in messages if m["role"] == "system"]
+    return pieces + systems[:1]
+
+
+def windows(text: str, config: GuardConfig) -> list[str]:
+    if len(text) <= config.window_chars:
+        return [text]
+    starts = range(0, len(text) - config.window_chars + config.window_step, config.window_step)
+    return [text[s:s + config.window_chars] for s in starts]
+
+
+def output_pieces(text: str, config: GuardConfig) -> list[str]:
+    """Windows of the answer, and its sentences: a crossing sentence diluted in a window of harmless
+    text is still close to the crossing examples on its own (examples are sentence-sized)."""
+    return windows(text, config) + [s for s in _SENTENCE_END.split(text) if len(s) >= 20]
+
+
+def transcript(messages: list[dict]) -> str:
+    return "\n".join(f"{m['role']}: {m['content']}" for m in messages if m["role"] != "system")
+
+
+def last_user(messages: list[dict]) -> str:
+    return next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")

