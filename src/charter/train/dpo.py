@@ -1,0 +1,50 @@
+"""Preference training (RL-CAI without the RL): a LoRA adapter trained with TRL's DPOTrainer.
+
+Soft labels (see docs/training.md, "Soft labels"): each pair's preference p comes from its
+scores; pairs within `min_margin` of a coin flip are dropped, pairs the scores contradict are
+swapped, and with `soft_labels="robust"` the remaining uncertainty, mean(1 - p), is the label-noise
+rate of robust DPO (rDPO, TRL's `loss_type="robust"`), which de-biases the loss for flipped labels.
+
+Continuing from an SFT adapter merges it into the base first; that merged model is both the
+starting policy and the frozen reference (the new adapter, disabled, gives the reference).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from charter.train.artifacts import ProgressFn, TrainResult, make_record, resolve_start, run_stage
+from charter.train.config import DpoSettings
+from charter.train.data import DataFile, label_noise, read_preferences, to_dataset
+
+
+def train_dpo(settings: DpoSettings, pref_files: list[str | Path], out_dir: str | Path,
+              sft_adapter: str | Path | None = None, progress: ProgressFn | None = None,
+              callbacks: list | None = None) -> TrainResult:
+    """Train a DPO LoRA adapter into `out_dir`, on the base or on base + `sft_adapter`."""
+    files = [DataFile(Path(f)) for f in pref_files]
+    rows, counts = read_preferences([f.path for f in files], settings.min_margin)
+    noise = label_noise(rows, settings.max_label_noise) if settings.soft_labels == "robust" else 0.0
+    base, parents = resolve_start(settings.base, Path(sft_adapter) if sft_adapter else None)
+    data = {"files": [f.describe() for f in files], "pairs": counts, "label_noise": noise}
+    record = make_record("dpo", settings, base, data, parents)
+
+    def build_trainer(checkpoint_dir: Path):
+        from trl import DPOConfig, DPOTrainer
+
+        from charter.train.base_model import load_causal_lm, load_tokenizer, materialize_base
+
+        folder = materialize_base(base)
+        args = DPOConfig(**settings.trainer_arguments(str(checkpoint_dir)), beta=settings.beta,
+                         **dpo_loss(noise))
+        return DPOTrainer(model=load_causal_lm(folder, parents), args=args, train_dataset=to_dataset(rows),
+                          processing_class=load_tokenizer(folder), peft_config=settings.lora.peft_config())
+
+    return run_stage(Path(out_dir), record, build_trainer, progress, callbacks)
+
+
+def dpo_loss(noise: float) -> dict:
+    """DPOConfig loss arguments: plain sigmoid DPO for clean labels, rDPO for noisy ones."""
+    if noise <= 0.0:
+        return {"loss_type": ["sigmoid"]}
+    return {"loss_type": ["robust"], "label_smoothing": noise}
