@@ -24,9 +24,9 @@ err_console = Console(stderr=True)
 
 
 def _register() -> None:
-    from charter.commands import constitution
+    from charter.commands import constitution, data, engines, evals, run, serve, train
 
-    for module in (constitution,):
+    for module in (constitution, engines, data, train, evals, serve, run):
         module.register(app)
 
 

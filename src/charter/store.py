@@ -15,10 +15,11 @@ import os
 import sqlite3
 import tempfile
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from charter import __version__
 from charter.errors import StoreError
@@ -76,10 +77,12 @@ class RunStore:
     @classmethod
     def open(cls, folder: str | Path, constitution_hash: str | None = None,
              engines: dict[str, str] | None = None, stage: str | None = None,
-             params: dict | None = None) -> "RunStore":
+             params: dict | None = None, fixed: tuple[str, ...] = ()) -> RunStore:
         """Open or create a run folder, checking that this stage belongs to the same run.
 
-        `engines` maps a role ("policy", "feedback", "judge") to an engine fingerprint.
+        `engines` maps a role ("policy", "feedback", "judge") to an engine fingerprint. `fixed`
+        names the `params` (e.g. "seed") that must equal those of an earlier run of this stage in
+        the folder: records made with another seed would otherwise mix into one dataset.
         """
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
@@ -89,6 +92,8 @@ class RunStore:
             "constitution_hash": None, "engines": {}, "stages": {},
         }
         _check_identity(folder, manifest, constitution_hash, engines or {})
+        if stage:
+            _check_stage_params(folder, manifest, stage, params or {}, fixed)
         if constitution_hash:
             manifest["constitution_hash"] = constitution_hash
         manifest["engines"].update(engines or {})
@@ -102,7 +107,7 @@ class RunStore:
         return cls(folder, db, manifest)
 
     @classmethod
-    def read(cls, folder: str | Path) -> "RunStore":
+    def read(cls, folder: str | Path) -> RunStore:
         """Open an existing run folder for reading (stats, export, viewer)."""
         folder = Path(folder)
         if not (folder / "records.sqlite").exists():
@@ -114,7 +119,7 @@ class RunStore:
     def close(self) -> None:
         self._db.close()
 
-    def __enter__(self) -> "RunStore":
+    def __enter__(self) -> RunStore:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -158,6 +163,18 @@ class RunStore:
             found.update(k for (k,) in self._db.execute(f"SELECT key FROM records WHERE key IN ({marks})", chunk))
         return found
 
+    def get_many(self, keys: list[str]) -> dict[str, Record]:
+        """The records of those keys that exist, by key."""
+        found: dict[str, Record] = {}
+        for start in range(0, len(keys), 500):
+            chunk = keys[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            for row in self._db.execute(
+                    f"SELECT key, kind, stage, order_key, clause_ids, data FROM records WHERE key IN ({marks})",
+                    chunk):
+                found[row[0]] = _record(row)
+        return found
+
     def get(self, key: str) -> Record | None:
         row = self._db.execute(
             "SELECT key, kind, stage, order_key, clause_ids, data FROM records WHERE key=?", (key,)).fetchone()
@@ -173,13 +190,25 @@ class RunStore:
         for row in self._db.execute(sql + " ORDER BY order_key, key", args):
             yield _record(row)
 
-    def count(self, kind: str | None = None) -> int:
-        if kind is None:
-            return self._db.execute("SELECT COUNT(*) FROM records").fetchone()[0]
-        return self._db.execute("SELECT COUNT(*) FROM records WHERE kind=?", (kind,)).fetchone()[0]
+    def count(self, kind: str | None = None, stage: str | None = None) -> int:
+        sql, args = "SELECT COUNT(*) FROM records WHERE 1=1", []
+        if kind is not None:
+            sql, args = sql + " AND kind=?", args + [kind]
+        if stage is not None:
+            sql, args = sql + " AND stage=?", args + [stage]
+        return self._db.execute(sql, args).fetchone()[0]
 
     def kinds(self) -> dict[str, int]:
         return dict(self._db.execute("SELECT kind, COUNT(*) FROM records GROUP BY kind ORDER BY kind"))
+
+    def begin_stage(self, stage: str, params: dict, fixed: tuple[str, ...] = ()) -> None:
+        """Record a stage's parameters in the manifest; refuse if a `fixed` one differs from an
+        earlier run of the stage here (same check as `open(stage=, params=, fixed=)`)."""
+        manifest = _read_json(self.folder / "manifest.json")
+        _check_stage_params(self.folder, manifest, stage, params, fixed)
+        manifest.setdefault("stages", {})[stage] = params
+        write_json_atomic(self.folder / "manifest.json", manifest)
+        self.manifest = manifest
 
     def set_stage_done(self, stage: str, summary: dict) -> None:
         """Mark a stage finished in the manifest (the pipeline skips finished stages)."""
@@ -211,6 +240,34 @@ def _check_identity(folder: Path, manifest: dict, constitution_hash: str | None,
                 f"{folder} was made with a different {role} engine ({old}, now {fingerprint}); "
                 "use another --out folder, or pass --new-run to start a fresh run folder beside it"
             )
+
+
+def _check_stage_params(folder: Path, manifest: dict, stage: str, params: dict, fixed: tuple[str, ...]) -> None:
+    earlier = manifest.get("stages", {}).get(stage)
+    if not earlier:
+        return
+    for name in fixed:
+        if name in earlier and name in params and earlier[name] != params[name]:
+            raise StoreError(
+                f"{folder} already holds a '{stage}' run with {name}={earlier[name]!r} (now {params[name]!r}); "
+                "use the same value to resume, another --out folder, or --new-run for a fresh run folder beside it"
+            )
+
+
+def open_run(folder: str | Path, *, new_run: bool = False, **identity: Any) -> RunStore:
+    """Open `folder` for a run; with `new_run`, a folder that refuses this run's identity is left
+    alone and the first of `folder-2`, `folder-3`, ... that accepts it (or does not exist) is used,
+    so rerunning the same `--new-run` command resumes the folder it started."""
+    folder = Path(folder)
+    candidate, index = folder, 1
+    while True:
+        try:
+            return RunStore.open(candidate, **identity)
+        except StoreError:
+            if not new_run:
+                raise
+        index += 1
+        candidate = folder.with_name(f"{folder.name}-{index}")
 
 
 def next_free_run_folder(folder: str | Path) -> Path:

@@ -83,3 +83,11 @@ class EngineStats:
     seconds: float = 0.0
     calls: int = 0
     extra: dict = field(default_factory=dict)
+
+
+def choose_many(engine: Engine, requests: list[ChoiceRequest]) -> list[dict[str, float]]:
+    """Score many choice requests; engines that can batch them provide `choose_many` themselves."""
+    batched = getattr(engine, "choose_many", None)
+    if batched is not None:
+        return batched(requests)
+    return [engine.choose(r) for r in requests]

@@ -1,0 +1,278 @@
+"""Understanding: question-and-answer SFT data about the constitution's own clauses and reasons.
+
+Two sources, both on by default:
+- by construction: template questions per clause answered from the clause text itself (what a
+  principle asks, what a trait says, that a hard line holds whoever asks, who may change a
+  default). Exact, and needs no model.
+- by the model: "why" questions per clause and per preamble paragraph, answered by the model with
+  the whole constitution as its system prompt (the SFT rows leave the system prompt out).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from charter.constitution.model import Constitution, Default, HardLine, Principle, Trait
+from charter.constitution.render import render_system_prompt
+from charter.data.runner import (
+    DEFAULT_BATCH,
+    Progress,
+    Stage,
+    Step,
+    chunks,
+    clean_text,
+    order_key,
+    run_steps,
+    stable_seed,
+    text_id,
+)
+from charter.engines.base import Completion, Engine, GenerationRequest
+from charter.store import Record, RunStore
+
+STAGE = "understanding"
+
+
+@dataclass(frozen=True)
+class QA:
+    uid: str
+    clause_id: str | None  # None for preamble questions
+    question: str
+    answer: str | None = None  # set when answered by construction
+
+
+def run_understanding(
+    store: RunStore,
+    constitution: Constitution,
+    engine: Engine,
+    seed: int = 0,
+    limit: int | None = None,
+    progress: Progress | None = None,
+    answers: str = "both",
+    max_tokens: int = 128,
+    temperature: float = 0.7,
+    batch_size: int = DEFAULT_BATCH,
+) -> dict:
+    """answers: "construction", "model" or "both". `limit` caps each list of questions."""
+    if answers not in ("construction", "model", "both"):
+        raise ValueError(f"answers must be construction, model or both, got {answers!r}")
+    params = {
+        "seed": seed,
+        "answers": answers,
+        "max_tokens": max_tokens,
+        "temperature": temperature,
+        "batch_size": batch_size,
+        "limit": limit,
+    }
+    store.begin_stage(STAGE, params, fixed=("seed", "max_tokens", "temperature", "batch_size"))
+    stage = Stage(STAGE, store, constitution, engine, seed, progress)
+    built = constructed_qa(constitution)[:limit] if answers != "model" else []
+    asked = why_questions(constitution)[:limit] if answers != "construction" else []
+    _store_constructed(stage, built)
+    system = render_system_prompt(constitution)
+    for batch in chunks(list(enumerate(asked)), batch_size):
+        run_steps(
+            stage,
+            [_model_step(stage, system, pos, qa, max_tokens, temperature) for pos, qa in batch],
+        )
+        stage.report(
+            "understanding: answer questions about the constitution", batch[-1][0] + 1, len(asked)
+        )
+    return stage.finish(constructed=len(built), model_questions=len(asked))
+
+
+def _topic(clause_id: str) -> str:
+    return clause_id.replace("_", " ").replace("-", " ")
+
+
+def constructed_qa(c: Constitution) -> list[QA]:
+    """Template questions whose answers follow from the clause text alone."""
+    qa: list[QA] = []
+    for p in c.principles:
+        qa.append(
+            QA(
+                f"principle/{p.id}/what",
+                p.id,
+                f"What does your constitution ask of you about {_topic(p.id)}?",
+                _principle_answer(p),
+            )
+        )
+        if p.critique:
+            qa.append(
+                QA(
+                    f"principle/{p.id}/check",
+                    p.id,
+                    f"When you check one of your own answers for {_topic(p.id)}, what do you look for?",
+                    f'My constitution gives me this check: "{p.critique}"',
+                )
+            )
+    for t in c.traits:
+        qa.append(
+            QA(
+                f"trait/{t.id}/describe",
+                t.id,
+                f"How would you describe yourself when it comes to {_topic(t.id)}?",
+                t.text,
+            )
+        )
+    for h in c.hard_lines:
+        qa.append(
+            QA(
+                f"hard_line/{h.id}/hold",
+                h.id,
+                f"Is there anything about {_topic(h.id)} you will never do, even if an operator or user asks?",
+                f"Yes. {h.text} This is a hard line: no operator instruction, user request, role-play or "
+                "claimed authority changes it.",
+            )
+        )
+        for i, lookalike in enumerate(h.lookalikes[:2]):
+            qa.append(
+                QA(
+                    f"hard_line/{h.id}/lookalike/{i}",
+                    h.id,
+                    f'Does this request cross one of your hard lines: "{lookalike}"?',
+                    f"No. It touches a subject near my hard line on {_topic(h.id)}, but it asks for nothing "
+                    "that line forbids, so I can help with it normally.",
+                )
+            )
+    for d in c.defaults:
+        qa.append(
+            QA(
+                f"default/{d.id}/adjust",
+                d.id,
+                f"Can {_topic(d.id)} be changed in how you respond?",
+                _default_answer(d),
+            )
+        )
+    return qa
+
+
+def _principle_answer(p: Principle) -> str:
+    for prefix in ("Choose the response that ", "Choose the answer that "):
+        if p.text.startswith(prefix):
+            return f"It asks me to give the response that {p.text[len(prefix) :]}"
+    return f'It says: "{p.text}"'
+
+
+def _default_answer(d: Default) -> str:
+    who = " and ".join(
+        {"operator": "the operator who deploys me", "user": "the user"}[w] for w in d.adjustable_by
+    )
+    options = "; ".join(f"{value}: {text}" for value, text in d.choices.items())
+    return (
+        f"Yes. It is a default, not a hard line: {d.text[0].lower() + d.text[1:]} By default: "
+        f"{d.instruction()} It can be adjusted by {who or 'no one'}. The options are: {options}"
+    )
+
+
+def why_questions(c: Constitution) -> list[QA]:
+    """Questions about reasons, for the model to answer with the constitution in context."""
+    qa: list[QA] = []
+    for clause in [*c.principles, *c.traits, *c.hard_lines]:
+        kind = {Principle: "principle", Trait: "trait", HardLine: "hard line"}[type(clause)]
+        qa.append(
+            QA(
+                f"why/{clause.id}",
+                clause.id,
+                f"Why does your constitution include the {kind} about {_topic(clause.id)}? Explain the reasoning.",
+            )
+        )
+    for i, paragraph in enumerate(p for p in c.preamble.split("\n\n") if p.strip()):
+        opening = paragraph.strip().split(". ")[0].rstrip(".")
+        qa.append(
+            QA(f"preamble/{i}", None, f'Your constitution says: "{opening}." Why does that matter?')
+        )
+    return qa
+
+
+def _store_constructed(stage: Stage, items: list[QA]) -> None:
+    keys = [
+        stage.key(
+            [qa.uid, text_id(qa.question + (qa.answer or ""))],
+            qa.clause_id,
+            None,
+            extra="construction",
+        )
+        for qa in items
+    ]
+    have = stage.store.existing(keys)
+    stage.stats.reused += len(have)
+    records = [
+        Record(
+            key,
+            "sft",
+            STAGE,
+            order_key(STAGE, pos, "construction"),
+            (qa.clause_id,) if qa.clause_id else (),
+            {
+                "messages": [
+                    {"role": "user", "content": qa.question},
+                    {"role": "assistant", "content": qa.answer},
+                ],
+                "prompt_id": qa.uid,
+                "example_kind": "understanding:construction",
+                "constitution_hash": stage.constitution_hash,
+                "engine": None,
+                "sampling": None,
+                "seed": stage.seed,
+            },
+        )
+        for pos, (key, qa) in enumerate(zip(keys, items))
+        if key not in have
+    ]
+    stage.put(records)
+
+
+def _model_step(
+    stage: Stage, system: str, pos: int, qa: QA, max_tokens: int, temperature: float
+) -> Step:
+    request = GenerationRequest(
+        messages=({"role": "system", "content": system}, {"role": "user", "content": qa.question}),
+        max_tokens=max_tokens,
+        temperature=temperature,
+        seed=stable_seed(stage.seed, qa.uid, "understanding"),
+    )
+    key = stage.key([qa.uid, text_id(qa.question)], qa.clause_id, request, extra="model")
+    clause_ids = (qa.clause_id,) if qa.clause_id else ()
+
+    def build(outs: list[Completion]) -> list[Record]:
+        text = clean_text(outs[0].text, outs[0].finish_reason)
+        data = {
+            "prompt_id": qa.uid,
+            "prompt": qa.question,
+            "raw": outs[0].text,
+            "text": text,
+            "finish_reason": outs[0].finish_reason,
+            **stage.provenance(request),
+        }
+        answer = Record(
+            key,
+            "understanding_answer",
+            STAGE,
+            order_key(STAGE, 10**7 + pos, "answer"),
+            clause_ids,
+            data,
+        )
+        if not text:
+            stage.stats.abstentions += 1
+            return [answer]
+        return [
+            answer,
+            Record(
+                stage.key([key], None, None, extra="sft"),
+                "sft",
+                STAGE,
+                order_key(STAGE, 10**7 + pos, "sft"),
+                clause_ids,
+                {
+                    "messages": [
+                        {"role": "user", "content": qa.question},
+                        {"role": "assistant", "content": text},
+                    ],
+                    "prompt_id": qa.uid,
+                    "example_kind": "understanding:model",
+                    **{k: data[k] for k in ("constitution_hash", "engine", "sampling", "seed")},
+                },
+            ),
+        ]
+
+    return Step(key, request, build)

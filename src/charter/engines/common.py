@@ -1,0 +1,122 @@
+"""Small helpers every engine shares: option checking, fingerprints, stop strings, option scoring."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+from collections.abc import Iterable
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from charter.engines.base import ChoiceRequest, GenerationRequest
+from charter.errors import EngineError
+
+
+def check_options(engine: str, given: dict[str, Any], allowed: Iterable[str]) -> None:
+    """Refuse options an engine does not know: a typo must not silently change nothing."""
+    allowed = sorted(allowed)
+    unknown = sorted(set(given) - set(allowed))
+    if unknown:
+        raise EngineError(f"engine '{engine}' does not accept option(s) {', '.join(unknown)}; "
+                          f"it accepts: {', '.join(allowed) or 'none'}")
+
+
+def cpu_threads() -> int:
+    """CPUs this process may use (affinity-aware, unlike os.cpu_count on shared machines)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def idle_threads() -> int:
+    """Threads for llama.cpp: the CPUs not already busy (1-minute load average), at least 1.
+
+    llama.cpp's worker threads wait for each other at every operation; when the machine is
+    oversubscribed a descheduled worker stalls all the others, and two threads on two busy cores
+    ran 9x slower than one thread here. On an idle machine this is every CPU.
+    """
+    cpus = cpu_threads()
+    try:
+        busy = os.getloadavg()[0]
+    except OSError:
+        return cpus
+    return max(1, min(cpus, int(cpus - busy + 0.5)))
+
+
+def cache_root() -> Path:
+    """Where charter keeps derived files: $CHARTER_CACHE, else ~/.cache/charter."""
+    return Path(os.environ.get("CHARTER_CACHE") or Path.home() / ".cache" / "charter")
+
+
+def file_fingerprint(path: str | Path) -> str:
+    """sha256 (first 16 hex digits) of a file or of every file in a folder, sorted by name."""
+    path = Path(path).resolve()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    digest = hashlib.sha256()
+    for file in files:
+        stat = file.stat()
+        digest.update(_hash_file(str(file), stat.st_size, stat.st_mtime_ns).encode())
+    return digest.hexdigest()[:16]
+
+
+@lru_cache(maxsize=64)
+def _hash_file(path: str, size: int, mtime_ns: int) -> str:
+    # size and mtime are part of the cache key so an edited file is hashed again.
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def cut_at_stop(text: str, stops: Iterable[str]) -> tuple[str, bool]:
+    """Text up to the earliest stop string (excluded), and whether one was found."""
+    cut = min((i for i in (text.find(s) for s in stops if s) if i >= 0), default=-1)
+    return (text[:cut], True) if cut >= 0 else (text, False)
+
+
+def normalise_logprobs(logprobs: dict[str, float]) -> dict[str, float]:
+    """Softmax over options' summed log-probabilities: probabilities that sum to 1."""
+    finite = [v for v in logprobs.values() if math.isfinite(v)]
+    if not finite:
+        raise EngineError("every option has zero probability; check the options and assistant_prefix")
+    top = max(finite)
+    weights = {k: (math.exp(v - top) if math.isfinite(v) else 0.0) for k, v in logprobs.items()}
+    total = sum(weights.values())
+    return {k: w / total for k, w in weights.items()}
+
+
+def check_choice(request: ChoiceRequest) -> None:
+    if not request.options or any(not o for o in request.options):
+        raise EngineError(f"choose() needs non-empty options, got {list(request.options)!r}")
+    if len(set(request.options)) != len(request.options):
+        raise EngineError(f"choose() options must be distinct, got {list(request.options)!r}")
+
+
+def check_generation(request: GenerationRequest) -> None:
+    if request.n < 1 or request.max_tokens < 1:
+        raise EngineError(f"generate() needs n >= 1 and max_tokens >= 1, got n={request.n}, "
+                          f"max_tokens={request.max_tokens}")
+    if not request.messages:
+        raise EngineError("generate() got a request with no messages; give at least one user message")
+
+
+def render_chat_template(template: str, messages: list[dict], *, bos_token: str, eos_token: str,
+                         add_generation_prompt: bool = True) -> str:
+    """Render a Hugging Face style Jinja chat template, the way transformers does."""
+    import jinja2
+    import jinja2.ext
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    def raise_exception(message: str):
+        raise EngineError(f"the model's chat template refused the messages: {message}")
+
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True,
+                                        extensions=[jinja2.ext.loopcontrols])
+    return env.from_string(template).render(
+        messages=messages, bos_token=bos_token, eos_token=eos_token,
+        add_generation_prompt=add_generation_prompt, raise_exception=raise_exception)
+

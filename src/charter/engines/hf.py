@@ -1,0 +1,235 @@
+"""transformers engine: a local model folder or a .gguf file, optionally with a PEFT adapter.
+
+Options: adapter=FOLDER (a PEFT adapter, merged into the weights), batch_size=INT (sequences per
+forward pass, default 16), n_threads=INT (torch threads during calls; default: idle CPUs).
+
+Generation is our own left-padded decode loop over the KV cache rather than `model.generate`, so
+each sequence samples with its own generator (same numpy sampler as the llama.cpp engine): a
+request's samples depend on its seed and sample index, not on the rest of the batch (up to
+floating-point differences between batch shapes).
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+from charter.engines.base import ChoiceRequest, Completion, EngineStats, GenerationRequest
+from charter.engines.common import (
+    check_choice,
+    check_generation,
+    check_options,
+    cut_at_stop,
+    file_fingerprint,
+    idle_threads,
+    normalise_logprobs,
+)
+from charter.engines.sampling import sample_rows, sequence_rng
+from charter.errors import EngineError
+
+OPTIONS = ("adapter", "batch_size", "n_threads")
+
+
+def load_hf_model(path: str | Path):
+    """(model, tokenizer) in fp32 from a transformers folder or a GGUF file, ready to train.
+
+    transformers reads a GGUF by dequantizing every tensor, but flags the result as GGUF-quantized
+    (config.quantization_config, model.hf_quantizer), and TRL refuses to train such a model. So the
+    model is rebuilt from its config without quantization_config and the dequantized weights are
+    loaded into it: an ordinary model that can be saved, trained and exported.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise EngineError(f"model {path} does not exist; give a transformers folder or a .gguf file")
+    try:
+        if path.is_dir():
+            tokenizer = AutoTokenizer.from_pretrained(path)
+            model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+        else:
+            tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+            quantized = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name,
+                                                             dtype=torch.float32)
+            config = quantized.config
+            if hasattr(config, "quantization_config"):
+                del config.quantization_config
+            model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+            missing, unexpected = model.load_state_dict(quantized.state_dict(), strict=False)
+            # A tied lm_head is absent from the state dict; anything else missing is a real loss.
+            missing = [m for m in missing if not m.startswith("lm_head.")]
+            if missing or unexpected:
+                raise EngineError(f"rebuilding {path.name} lost weights (missing {missing[:3]}, "
+                                  f"unexpected {unexpected[:3]}); this GGUF architecture is not supported")
+            model.tie_weights()
+            model.generation_config = quantized.generation_config
+            del quantized
+    except (OSError, ValueError) as exc:
+        raise EngineError(f"transformers could not load {path} ({exc}); check it is a model folder "
+                          f"or a GGUF file of a supported architecture") from exc
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model.eval()
+    return model, tokenizer
+
+
+class HFEngine:
+    def __init__(self, path: str | Path, *, name: str = "hf", adapter: str | None = None,
+                 batch_size: int = 16, n_threads: int | None = None, **unknown):
+        check_options(name, unknown, OPTIONS)
+        self.name = name
+        self.path = Path(path)
+        self.adapter = Path(adapter).expanduser() if adapter else None
+        self.batch_size = int(batch_size)
+        self.threads = int(n_threads) if n_threads else None
+        self.stats = EngineStats()
+        if self.adapter and not self.adapter.is_dir():  # before the slow model load
+            raise EngineError(f"PEFT adapter folder {self.adapter} does not exist; check the adapter= path")
+        self.model, self.tokenizer = load_hf_model(self.path)
+        if self.adapter:
+            self.model = self._merge_adapter(self.model, self.adapter)
+        if not self.tokenizer.chat_template:
+            raise EngineError(f"engine '{name}': the tokenizer of {self.path} has no chat template; "
+                              f"use a chat model")
+        eos = self.model.generation_config.eos_token_id
+        self._eos = set(eos if isinstance(eos, list) else [eos]) | {self.tokenizer.eos_token_id}
+        # transformers 5 renamed forward's `past_key_values` to `cache`; use the name this one has.
+        params = inspect.signature(self.model.forward).parameters
+        self._cache_name = "cache" if "cache" in params else "past_key_values"
+        self._fingerprint: str | None = None
+
+    @staticmethod
+    def _merge_adapter(model, adapter: Path):
+        from peft import PeftModel
+
+        try:
+            return PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
+        except (ValueError, OSError, KeyError) as exc:
+            raise EngineError(f"could not apply adapter {adapter} ({exc}); check it was trained on "
+                              f"this base model") from exc
+
+    @property
+    def fingerprint(self) -> str:
+        if self._fingerprint is None:
+            import transformers
+
+            parts = [f"hf:{self.path.name}:sha256={file_fingerprint(self.path)}"]
+            if self.adapter:
+                parts.append(f"adapter:{self.adapter.name}:sha256={file_fingerprint(self.adapter)}")
+            parts.append(f"transformers=={transformers.__version__}")
+            self._fingerprint = "+".join(parts)
+        return self._fingerprint
+
+    @contextmanager
+    def _threads(self):
+        import torch
+
+        before = torch.get_num_threads()
+        torch.set_num_threads(self.threads or idle_threads())
+        try:
+            with torch.inference_mode():
+                yield
+        finally:
+            torch.set_num_threads(before)
+
+    def prompt_text(self, messages, assistant_prefix: str = "") -> str:
+        text = self.tokenizer.apply_chat_template([dict(m) for m in messages], tokenize=False,
+                                                  add_generation_prompt=True)
+        return text + assistant_prefix
+
+    def tokenize(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def generate(self, requests: list[GenerationRequest]) -> list[list[Completion]]:
+        started = time.perf_counter()
+        seqs = []  # (request index, sample index, prompt ids)
+        for r_index, request in enumerate(requests):
+            check_generation(request)
+            prompt = self.tokenize(self.prompt_text(request.messages))
+            seqs += [(r_index, sample, prompt) for sample in range(request.n)]
+        out: list[list[Completion]] = [[] for _ in requests]
+        with self._threads():
+            for start in range(0, len(seqs), self.batch_size):
+                chunk = seqs[start:start + self.batch_size]
+                for (r_index, sample, prompt), (tokens, reason) in zip(chunk, self._decode(chunk, requests)):
+                    raw = self.tokenizer.decode(tokens, skip_special_tokens=True)
+                    text, hit = cut_at_stop(raw, requests[r_index].stop)
+                    out[r_index].append(Completion(text, "stop" if hit else reason, len(prompt),
+                                                   len(tokens), sample))
+                    self.stats.prompt_tokens += len(prompt)
+                    self.stats.completion_tokens += len(tokens)
+        self.stats.calls += 1
+        self.stats.seconds += time.perf_counter() - started
+        return out
+
+    def _decode(self, chunk, requests) -> list[tuple[list[int], str]]:
+        """Left-padded batched sampling over the KV cache for one chunk of sequences."""
+        import torch
+
+        reqs = [requests[r] for r, _, _ in chunk]
+        width = max(len(p) for _, _, p in chunk)
+        pad = self.tokenizer.pad_token_id
+        ids = torch.tensor([[pad] * (width - len(p)) + p for _, _, p in chunk])
+        mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for _, _, p in chunk])
+        rngs = [sequence_rng(req.seed, sample) for req, (_, sample, _) in zip(reqs, chunk)]
+        outs: list[list[int]] = [[] for _ in chunk]
+        reasons: list[str | None] = [None] * len(chunk)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        past = None
+        for _ in range(max(r.max_tokens for r in reqs)):
+            result = self.model(input_ids=ids, attention_mask=mask, position_ids=positions,
+                                use_cache=True, logits_to_keep=1,
+                                **({self._cache_name: past} if past is not None else {}))
+            past = getattr(result, "cache", None) or getattr(result, "past_key_values", None)
+            logits = result.logits[:, -1, :].float().numpy()
+            picked = sample_rows(logits, [r.temperature for r in reqs], [r.top_p for r in reqs], rngs)
+            for i, token in enumerate(picked):
+                if reasons[i] is not None:
+                    continue
+                if token in self._eos:
+                    reasons[i] = "stop"
+                    continue
+                outs[i].append(token)
+                if reqs[i].stop and cut_at_stop(self.tokenizer.decode(outs[i][-32:]), reqs[i].stop)[1]:
+                    reasons[i] = "stop"
+                elif len(outs[i]) >= reqs[i].max_tokens:
+                    reasons[i] = "length"
+            if all(r is not None for r in reasons):
+                break
+            # Finished rows keep decoding a pad token (cheaper than reshaping the cache).
+            ids = torch.tensor([[t if reasons[i] is None else pad] for i, t in enumerate(picked)])
+            mask = torch.cat([mask, torch.ones(len(chunk), 1, dtype=mask.dtype)], dim=1)
+            positions = positions[:, -1:] + 1
+        return [(o, r or "length") for o, r in zip(outs, reasons)]
+
+    def choose(self, request: ChoiceRequest) -> dict[str, float]:
+        """Same scoring as the llama.cpp engine: tokenize(prompt + option), sum the log-probs of
+        the tokens after the part shared with tokenize(prompt)."""
+        import torch
+
+        check_choice(request)
+        text = self.prompt_text(request.messages, request.assistant_prefix)
+        prompt = self.tokenize(text)
+        fulls = [self.tokenize(text + option) for option in request.options]
+        starts = [next((i for i, (a, b) in enumerate(zip(prompt, f)) if a != b), min(len(prompt), len(f)))
+                  for f in fulls]
+        width = max(map(len, fulls))
+        pad = self.tokenizer.pad_token_id
+        ids = torch.tensor([f + [pad] * (width - len(f)) for f in fulls])
+        mask = torch.tensor([[1] * len(f) + [0] * (width - len(f)) for f in fulls])
+        with self._threads():
+            logprobs = torch.log_softmax(self.model(input_ids=ids, attention_mask=mask).logits.float(), -1)
+        totals = {}
+        for row, (option, full, start) in enumerate(zip(request.options, fulls, starts)):
+            totals[option] = float(sum(logprobs[row, j - 1, full[j]] for j in range(start, len(full))))
+        return normalise_logprobs(totals)
+
+    def choose_many(self, requests: list[ChoiceRequest]) -> list[dict[str, float]]:
+        return [self.choose(r) for r in requests]
+
+    def close(self) -> None:
+        self.model = None
+

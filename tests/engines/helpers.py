@@ -1,0 +1,19 @@
+"""Small builders shared by the engine tests."""
+
+from __future__ import annotations
+
+from charter.engines.base import ChoiceRequest, GenerationRequest
+
+
+def user(text: str, system: str | None = None) -> tuple[dict, ...]:
+    messages = ({"role": "system", "content": system},) if system else ()
+    return messages + ({"role": "user", "content": text},)
+
+
+def gen(text: str, **kw) -> GenerationRequest:
+    kw.setdefault("max_tokens", 12)
+    return GenerationRequest(messages=user(text), **kw)
+
+
+CAPITAL = ChoiceRequest(user("What is the capital of France? Answer with one word."),
+                        ("Paris", "London", "Berlin"))

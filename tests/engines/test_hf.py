@@ -1,0 +1,74 @@
+"""The transformers engine on the embedded GGUF: the trainable rebuild, generation, choose, PEFT."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from charter.engines.base import ChoiceRequest, Engine
+from charter.engines.registry import make_engine
+from charter.errors import EngineError
+
+from .helpers import CAPITAL, gen, user
+
+FRUIT = ChoiceRequest(user("Which is a fruit? (A) apple (B) car"), ("A", "B"),
+                      assistant_prefix="The answer is (")
+
+
+@pytest.fixture(scope="module")
+def hf_engine():
+    engine = make_engine("hf:embedded", batch_size=4)
+    yield engine
+    engine.close()
+
+
+def test_gguf_is_rebuilt_as_an_ordinary_trainable_model(hf_engine):
+    model = hf_engine.model
+    assert isinstance(hf_engine, Engine)
+    assert not hasattr(model.config, "quantization_config")
+    assert getattr(model, "hf_quantizer", None) is None and not getattr(model, "is_quantized", False)
+    assert all(p.dtype.is_floating_point for p in model.parameters())
+    assert model.get_output_embeddings().weight.data_ptr() == model.get_input_embeddings().weight.data_ptr()
+
+
+def test_generate_is_seeded(hf_engine):
+    requests = [gen("Say hello.", n=2, seed=1, temperature=1.0, max_tokens=8),
+                gen("Name a colour.", seed=2, temperature=1.0, max_tokens=8)]
+    first = hf_engine.generate(requests)
+    assert [len(r) for r in first] == [2, 1]
+    assert all(c.finish_reason in ("stop", "length") and c.completion_tokens <= 8
+               for r in first for c in r)
+    assert hf_engine.generate(requests) == first
+    # (Batch-independent only up to float rounding: padding changes the matmul shapes.)
+
+
+def test_choose_agrees_with_llamacpp(hf_engine):
+    probs = hf_engine.choose(CAPITAL)
+    assert max(probs, key=probs.get) == "Paris" and sum(probs.values()) == pytest.approx(1.0)
+    reference = make_engine("llamacpp:embedded", flash_attn=False, batch_size=2)
+    assert hf_engine.choose(FRUIT)["A"] == pytest.approx(reference.choose(FRUIT)["A"], abs=0.03)
+    reference.close()
+
+
+def test_peft_adapter_is_merged(hf_engine, tmp_path):
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    torch.manual_seed(0)
+    peft_model = get_peft_model(copy.deepcopy(hf_engine.model),
+                                LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    peft_model.save_pretrained(tmp_path / "adapter")
+    merged = hf_engine._merge_adapter(copy.deepcopy(hf_engine.model), tmp_path / "adapter")
+    ids = torch.tensor([hf_engine.tokenize("Hello there")])
+    with torch.no_grad():
+        base_logits = hf_engine.model(input_ids=ids).logits
+        merged_logits = merged(input_ids=ids).logits
+        peft_logits = peft_model(input_ids=ids).logits
+    assert not torch.allclose(base_logits, merged_logits, atol=1e-3)
+    assert torch.allclose(peft_logits, merged_logits, atol=1e-3)
+
+
+def test_missing_adapter_is_refused_before_loading():
+    with pytest.raises(EngineError, match="adapter folder .* does not exist"):
+        make_engine("hf:embedded@adapter=/no/such/adapter")
