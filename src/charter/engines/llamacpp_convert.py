@@ -117,6 +117,7 @@ def working_model(source: Path, compute_type: str) -> tuple[Path, str]:
                                                     ctypes.byref(params))
         if failed:
             return source, "native"  # an architecture the quantizer cannot handle: run as shipped
+        os.chmod(staging, 0o644)  # mkstemp makes it private; it is a shared cache
         os.replace(staging, target)  # atomic: concurrent engines never load a half-written copy
     finally:
         if os.path.exists(staging):
