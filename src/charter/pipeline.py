@@ -31,10 +31,10 @@ class PipelineConfig:
     judge: str | None = None  # LLM judge for evals; None: rule-based classifiers only
     recipe: str = "auto"  # auto | contrastive | critique
     limit: int | None = 48  # prompts per set (harmful, safe)
-    samples: int = 2  # contrastive pairs per prompt
+    samples: int = 1  # contrastive pairs per prompt
     max_tokens: int = 128  # tokens per generated answer
     rounds: int = 2  # critique/revision rounds (critique recipe)
-    max_steps: int = 40  # optimizer steps per trainer
+    max_steps: int = 30  # optimizer steps per trainer
     eval_limit: int | None = None  # prompts per eval suite; None: the whole shipped suite
     eval_max_tokens: int = 96
     suites: tuple[str, ...] = ("harmful", "overrefusal", "character")
