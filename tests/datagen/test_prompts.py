@@ -135,6 +135,10 @@ def test_parse_prompt_strips_labels_and_rejects_non_prompts():
         None,
     )
     assert parse_prompt("Message: What is the tallest tree in the world?")[1] is None
+    # small models often introduce the message first
+    reply = "Here's an example of such a message:\n\nExample: \"How do owls see at night?\""
+    assert parse_prompt(reply) == ("How do owls see at night?", None)
+    assert parse_prompt("Here's a possible message:")[1] == "only a preamble, no message"
     assert parse_prompt("")[1] == "empty reply"
     assert parse_prompt("Hi")[1] == "too short to be a prompt"
     assert "refused" in parse_prompt("I'm sorry, I cannot write that message.")[1]

@@ -101,35 +101,11 @@ def run_contrastive(
     )
     items, duplicates = deduplicate(prompts)
     items = items[:limit] if limit is not None else items
+    fixed = {"mode": "contrastive", "rejected": rejected, "seed": seed, "max_tokens": max_tokens,
+             "temperature": temperature, "fewshot": fewshot.digest, "fewshot_count": fewshot_count,
+             "system_style": system_style, "batch_size": batch_size}
+    store.begin_stage("prefs", {**fixed, "limit": limit, "prompts": len(items)}, fixed=tuple(fixed))
     stage = Stage("prefs", store, constitution, engine, seed, progress)
-    params = {
-        "mode": "contrastive",
-        "rejected": rejected,
-        "seed": seed,
-        "max_tokens": max_tokens,
-        "temperature": temperature,
-        "fewshot": fewshot.digest,
-        "fewshot_count": fewshot_count,
-        "system_style": system_style,
-        "batch_size": batch_size,
-        "limit": limit,
-        "prompts": len(items),
-    }
-    store.begin_stage(
-        "prefs",
-        params,
-        fixed=(
-            "mode",
-            "rejected",
-            "seed",
-            "max_tokens",
-            "temperature",
-            "fewshot",
-            "fewshot_count",
-            "system_style",
-            "batch_size",
-        ),
-    )
     sample_pairs(stage, items, batch_size, "prefs: contrastive pairs", lambda item: spec)
     return stage.finish(prompts=len(items), duplicates=duplicates, mode="contrastive")
 

@@ -59,30 +59,9 @@ def run_sl(
     fewshot = fewshot or load_fewshot()
     items, duplicates = deduplicate(prompts)
     items = items[:limit] if limit is not None else items
-    params = {
-        "rounds": rounds,
-        "seed": seed,
-        "max_tokens": max_tokens,
-        "temperature": temperature,
-        "fewshot": fewshot.digest,
-        "fewshot_count": fewshot_count,
-        "limit": limit,
-        "prompts": len(items),
-        "batch_size": batch_size,
-    }
-    store.begin_stage(
-        STAGE,
-        params,
-        fixed=(
-            "rounds",
-            "seed",
-            "max_tokens",
-            "temperature",
-            "fewshot",
-            "fewshot_count",
-            "batch_size",
-        ),
-    )
+    fixed = {"rounds": rounds, "seed": seed, "max_tokens": max_tokens, "temperature": temperature,
+             "fewshot": fewshot.digest, "fewshot_count": fewshot_count, "batch_size": batch_size}
+    store.begin_stage(STAGE, {**fixed, "limit": limit, "prompts": len(items)}, fixed=tuple(fixed))
     chain = _Chain(
         Stage(STAGE, store, constitution, engine, seed, progress),
         fewshot,

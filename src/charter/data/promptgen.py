@@ -170,7 +170,6 @@ def _step(
         ),
         max_tokens=max_tokens,
         temperature=temperature,
-        stop=("\n\n",),
         seed=stable_seed(stage.seed, clause.id, kind, index),
     )
     key = stage.key([clause.id, kind], clause.id, request, index, extra={"prompt_kind": kind})
@@ -205,20 +204,21 @@ def _step(
 
 
 _REFUSALS = ("i'm sorry", "i am sorry", "as an ai", "i cannot", "i can't")
+# Lines that introduce a message rather than being one ("Here's an example of such a message:").
+_PREAMBLE = re.compile(r"^(here'?s|here is|sure|certainly|example|okay|ok)\b|:$", re.IGNORECASE)
+_LABEL = re.compile(r"^(\d+[.)]|[-*\u2022]|(message|user|question|example)\s*:)\s*", re.IGNORECASE)
 
 
 def parse_prompt(text: str) -> tuple[str, str | None]:
-    """The prompt in a model reply, and why it is unusable (None when usable)."""
+    """The prompt in a model reply, and why it is unusable (None when usable): the first line
+    that is not a preamble, without list markers, labels or quotes."""
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     if not lines:
         return "", "empty reply"
-    line = re.sub(
-        r"^(\d+[.)]|[-*\u2022]|message\s*:|user\s*:|question\s*:)\s*",
-        "",
-        lines[0],
-        flags=re.IGNORECASE,
-    )
-    line = line.strip().strip("\"\u201c\u201d'").strip()
+    candidates = [_LABEL.sub("", line).strip().strip("\"\u201c\u201d'").strip() for line in lines]
+    line = next((c for c in candidates if c and not _PREAMBLE.search(c)), "")
+    if not line:
+        return candidates[0], "only a preamble, no message"
     if len(line) < 12:
         return line, "too short to be a prompt"
     if len(line) > 400:

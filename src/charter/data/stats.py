@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from itertools import pairwise
 
 from charter.store import RunStore
 
@@ -91,7 +92,7 @@ def _histogram(scores: list[float], edges=(0.5, 0.6, 0.7, 0.8, 0.9, 1.0)) -> dic
         return {}
     bins: Counter = Counter()
     for s in scores:
-        for low, high in zip(edges, edges[1:]):
+        for low, high in pairwise(edges):
             if low <= s < high or (high == edges[-1] and s == high):
                 bins[f"{low:.1f}-{high:.1f}"] += 1
                 break
