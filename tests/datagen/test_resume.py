@@ -33,6 +33,10 @@ STAGES = {
         "1",
     ],
     "prefs": ["generate", "prefs", "--limit", "4", "--max-tokens", "24", "--batch-size", "2"],
+    "character": ["generate", "character", "--limit", "2", "--generated-per-trait", "0", "--max-tokens", "24",
+                  "--batch-size", "2"],
+    "understanding": ["generate", "understanding", "--limit", "4", "--answers", "model", "--max-tokens", "24",
+                      "--batch-size", "2"],
 }
 
 
@@ -69,7 +73,7 @@ def _kill_after(args, folder: Path, records: int) -> int:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("stage", ["sl", "prefs"])
+@pytest.mark.parametrize("stage", ["sl", "prefs", "character", "understanding"])
 def test_sigkill_then_rerun_exports_byte_identical_data(tmp_path, stage):
     args = STAGES[stage]
     whole, resumed = tmp_path / "whole", tmp_path / "resumed"
