@@ -23,9 +23,9 @@ from charter.data.runner import (
     Stage,
     Step,
     chunks,
-    clean_text,
     order_key,
     run_steps,
+    sample_data,
     stable_seed,
     text_id,
 )
@@ -172,15 +172,8 @@ def _intro_step(
     key = stage.key([item.uid, text_id(item.prompt)], None, request, extra="introspection")
 
     def build(outs: list[Completion]) -> list[Record]:
-        text = clean_text(outs[0].text, outs[0].finish_reason)
-        data = {
-            "prompt_id": item.uid,
-            "prompt": item.prompt,
-            "raw": outs[0].text,
-            "text": text,
-            "finish_reason": outs[0].finish_reason,
-            **stage.provenance(request),
-        }
+        data = sample_data(stage, item.uid, item.prompt, outs[0], request)
+        text = data["text"]
         sample = Record(
             key, "introspection", STAGE, order_key(STAGE, 10**7 + pos, "answer"), (), data
         )

@@ -225,3 +225,11 @@ def clean_text(text: str, finish_reason: str, labels: tuple[str, ...] = ()) -> s
         if cut > len(text) // 3:
             text = text[: cut + 1]
     return text.strip()
+
+
+def sample_data(stage: "Stage", prompt_id: str, prompt: str, out: Completion,
+                request: GenerationRequest) -> dict:
+    """What a stored model sample holds: the prompt, raw and cleaned text, and provenance."""
+    return {"prompt_id": prompt_id, "prompt": prompt, "raw": out.text,
+            "text": clean_text(out.text, out.finish_reason), "finish_reason": out.finish_reason,
+            **stage.provenance(request)}

@@ -20,9 +20,9 @@ from charter.data.runner import (
     Stage,
     Step,
     chunks,
-    clean_text,
     order_key,
     run_steps,
+    sample_data,
     stable_seed,
     text_id,
 )
@@ -235,15 +235,8 @@ def _model_step(
     clause_ids = (qa.clause_id,) if qa.clause_id else ()
 
     def build(outs: list[Completion]) -> list[Record]:
-        text = clean_text(outs[0].text, outs[0].finish_reason)
-        data = {
-            "prompt_id": qa.uid,
-            "prompt": qa.question,
-            "raw": outs[0].text,
-            "text": text,
-            "finish_reason": outs[0].finish_reason,
-            **stage.provenance(request),
-        }
+        data = sample_data(stage, qa.uid, qa.question, outs[0], request)
+        text = data["text"]
         answer = Record(
             key,
             "understanding_answer",
