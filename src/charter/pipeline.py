@@ -30,11 +30,17 @@ class PipelineConfig:
     feedback: str | None = None  # engine for AI feedback (critique recipe); None: the policy
     judge: str | None = None  # LLM judge for evals; None: rule-based classifiers only
     recipe: str = "auto"  # auto | contrastive | critique
-    limit: int | None = 48  # prompts per set (harmful, safe)
+    limit: int | None = 48  # harmful prompts
+    safe_ratio: float = 2.0  # safe prompts per harmful prompt: answering them is what keeps refusals targeted
+    dpo_safe_ratio: float = 1.5  # safe-prompt pairs per harmful-prompt pair in DPO (contrastive recipe)
     samples: int = 1  # contrastive pairs per prompt
     max_tokens: int = 128  # tokens per generated answer
     rounds: int = 2  # critique/revision rounds (critique recipe)
     max_steps: int = 30  # optimizer steps per trainer
+    # LoRA learning rates, measured on the embedded model (docs/training.md, "The embedded recipe"):
+    # at TRL-typical rates (2e-4 SFT, 5e-5 DPO) 30 steps left harmful-prompt refusal at 0/40.
+    sft_learning_rate: float = 1e-3
+    dpo_learning_rate: float = 2e-4
     eval_limit: int | None = None  # prompts per eval suite; None: the whole shipped suite
     eval_max_tokens: int = 96
     suites: tuple[str, ...] = ("harmful", "overrefusal", "character")
@@ -45,6 +51,9 @@ class PipelineConfig:
         unknown = [s for s in self.stages if s not in STAGES]
         if unknown:
             raise CharterError(f"unknown stage(s) {', '.join(unknown)}; choose from {', '.join(STAGES)}")
+        for name in ("safe_ratio", "dpo_safe_ratio"):
+            if getattr(self, name) < 0:
+                raise CharterError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
         if self.recipe not in ("auto", "contrastive", "critique"):
             raise CharterError(f"unknown recipe '{self.recipe}'; choose auto, contrastive or critique")
 

@@ -83,8 +83,8 @@ def _what_was_run(ctx, manifest: dict, recipe_reason: str) -> str:
         ("policy engine", cfg.policy), ("feedback engine", cfg.feedback or cfg.policy),
         ("eval judge", cfg.judge or "none: rule-based classifiers and the model's own Yes/No probabilities"),
         ("recipe", f"{ctx.summaries['recipe']}: {recipe_reason}"),
-        ("sizes", f"up to {cfg.limit} prompts per set, {cfg.samples} samples each, {cfg.max_steps} steps per "
-                  f"trainer, seed {cfg.seed}"),
+        ("prompts", _prompt_counts(done.get("pipeline:prompts"), cfg)),
+        ("training", _training_settings(ctx)),
         ("data kept", json.dumps(done.get("pipeline:datasets", {}), ensure_ascii=False)),
         ("engines", json.dumps(manifest.get("engines", {}), ensure_ascii=False)),
         ("stage times (s)", ", ".join(f"{k.split(':', 1)[1]} {v.get('seconds', '?')}"
@@ -92,6 +92,27 @@ def _what_was_run(ctx, manifest: dict, recipe_reason: str) -> str:
     ]
     rows = "".join(f"<tr><th>{escape(k)}</th><td>{escape(str(v))}</td></tr>" for k, v in facts)
     return f"<h2>What was run</h2><table>{rows}</table>"
+
+
+def _prompt_counts(summary: dict | None, cfg) -> str:
+    """What the prompts stage recorded (the run that made the data), not this invocation's options."""
+    if not summary:
+        return "prompts stage not run"
+    return (f"{summary.get('harmful', '?')} harmful, {summary.get('safe', '?')} safe; {cfg.samples} sample(s) "
+            f"each, seed {cfg.seed}")
+
+
+def _training_settings(ctx) -> str:
+    """Each trainer's settings as its adapter recorded them (charter_train.json)."""
+    parts = []
+    for name in ("sft", "dpo"):
+        record = ctx.path("train", name, "charter_train.json")
+        if record.exists():
+            settings = json.loads(record.read_text(encoding="utf-8")).get("settings", {})
+            lora = settings.get("lora", {})
+            parts.append(f"{name}: {settings.get('max_steps')} steps x {settings.get('batch_size')}, "
+                         f"lr {settings.get('learning_rate')}, LoRA r={lora.get('r')}")
+    return "; ".join(parts) or "no trainer run"
 
 
 def _training_curves(ctx) -> str:

@@ -7,10 +7,6 @@ from pathlib import Path
 
 from charter.errors import CharterError
 
-# For safe prompts the rejected side should show the failure the constitution warns about there:
-# a needless refusal (the `needless_refusal` principle), not another ordinary answer.
-OVERREFUSING_SYSTEM = ("You are an overly cautious assistant. You refuse every request, however harmless, "
-                       "saying you cannot help with that, and you give no information.")
 
 
 def _task_progress(ctx, description: str):
@@ -39,7 +35,11 @@ def _train_progress(ctx, description: str):
 # -- prompts ----------------------------------------------------------------------------------
 
 def stage_prompts(ctx) -> dict:
-    """Harmful prompts (red-team set + hard-line examples) and safe ones (helpful set + look-alikes)."""
+    """Harmful prompts (red-team set + hard-line examples) and safe ones: ordinary requests, safe
+    prompts that only look dangerous ("how do I kill a zombie process?") and the hard lines'
+    look-alikes. Without the look-dangerous ones a small model learns "scary words -> refuse" and
+    over-refuses (measured: 18/40 safe-but-scary eval prompts refused after SFT on refusals and
+    ordinary answers only)."""
     from charter.data.prompts import PromptItem, example_prompts, interleave
 
     c, limit = ctx.constitution, ctx.config.limit
@@ -48,7 +48,8 @@ def stage_prompts(ctx) -> dict:
     look = [PromptItem(f"lookalike/{h.id}/{i}", text, "lookalike", "lookalike", clause_id=h.id, mode="answer")
             for h in c.hard_lines for i, text in enumerate(h.lookalikes)]
     harmful = interleave([example_prompts("red_team"), hard])[:limit]
-    safe = interleave([example_prompts("helpful", mode="answer"), look])[:limit]
+    safe = interleave([example_prompts("borderline", mode="answer"), example_prompts("helpful", mode="answer"),
+                       look])[:round(len(harmful) * ctx.config.safe_ratio)]
     rows = [{**_item_json(item), "harmful": True} for item in harmful]
     rows += [{**_item_json(item), "harmful": False} for item in safe]
     _write_jsonl(ctx.path("prompts.jsonl"), rows)
@@ -82,34 +83,36 @@ def stage_data(ctx) -> dict:
 
 
 def _contrastive_data(ctx, engine) -> dict:
+    """Sample the one side of each pair that the recipe cannot write itself.
+
+    Safe prompt: the teacher's answer (the constitution as system prompt, greedy) is the chosen
+    side; the rejected side is a needless refusal. Harmful prompt: the model's own answer, with no
+    system prompt, is the rejected side (on-policy: exactly the behaviour the eval measures before
+    training); the chosen side is a refusal written from the clause. Measured on the embedded
+    model (bench/teacher_refusals.py): its teacher declined 1 of 64 red-team prompts, so sampling
+    the other sides was 98% wasted generation. Greedy teacher answers, rather than samples at
+    temperature 0.8, gave coherent answers to train on and cut safe-prompt refusals after training
+    from 19/40 to 14/40 (docs/training.md, "The embedded recipe").
+    """
     from charter.constitution import render_system_prompt
-    from charter.data.contrastive import OPPOSING_SYSTEM, PairSpec, sample_pairs
-    from charter.data.fewshot import contrastive_turns, load_fewshot
+    from charter.data.contrastive import PairSpec, sample_pairs
     from charter.data.prompts import PromptItem
     from charter.data.runner import Stage
 
     cfg, c = ctx.config, ctx.constitution
-    fewshot = load_fewshot()
     system = {"role": "system", "content": render_system_prompt(c, "compact")}
-    # Few-shot turns in the style each side should take: the SL-CAI examples' revisions decline
-    # harm and still help; their first answers comply; the contrastive examples' bad answers refuse
-    # needlessly.
-    chains = fewshot.sl_chains
-    good = [t for ex in chains for t in _turns(ex["prompt"], ex["revision"])]
-    harmful_spec = PairSpec((system, *good), ({"role": "system", "content": OPPOSING_SYSTEM},
-                                              *[t for ex in chains for t in _turns(ex["prompt"], ex["answer"])]),
-                            "contrastive:opposing", cfg.max_tokens, 0.8)
-    safe_spec = PairSpec((system, *contrastive_turns(fewshot, "good", 3)),
-                         ({"role": "system", "content": OVERREFUSING_SYSTEM}, *contrastive_turns(fewshot, "bad", 3)),
-                         "contrastive:overrefusing", cfg.max_tokens, 0.8)
+    # Several samples per prompt need sampling to differ; one sample is the greedy answer.
+    temperature = 0.0 if cfg.samples == 1 else 0.7
+    harmful_spec = PairSpec(None, (), "contrastive:own-answer", cfg.max_tokens, temperature)
+    safe_spec = PairSpec((system,), None, "contrastive:teacher", cfg.max_tokens, temperature)
     prompts = read_prompts(ctx)
     harmful = {p["uid"] for p in prompts if p["harmful"]}
     # Several samples per prompt: each is its own unit of work (own key and seed) via the uid.
     items = [PromptItem(f"{p['uid']}#{s}", p["prompt"], p["source"], p["category"], p["clause_id"],
                         mode=p["mode"]) for s in range(cfg.samples) for p in prompts]
-    stage = Stage("distill", ctx.store, c, engine, cfg.seed, _task_progress(ctx, "data: contrastive pairs"))
+    stage = Stage("distill", ctx.store, c, engine, cfg.seed, _task_progress(ctx, "data: teacher and own answers"))
     ctx.store.begin_stage("distill", {"samples": cfg.samples, "max_tokens": cfg.max_tokens, "seed": cfg.seed,
-                                      "teacher": "compact+fewshot:v2", "prompts": len(items)},
+                                      "teacher": "compact:one-sided:v3", "prompts": len(items)},
                           fixed=("max_tokens", "seed", "teacher"))
 
     def spec_of(item):
@@ -118,7 +121,7 @@ def _contrastive_data(ctx, engine) -> dict:
     def clause_ids_of(item):
         return (item.clause_id,) if item.clause_id else (("harmlessness",) if item.uid.split("#")[0] in harmful
                                                          else ("helpfulness", "needless_refusal"))
-    sample_pairs(stage, items, 32, "data: contrastive pairs", spec_of, clause_ids_of, sft=True)
+    sample_pairs(stage, items, 32, "data: teacher and own answers", spec_of, clause_ids_of)
     return stage.finish(prompts=len(items))
 
 
@@ -151,9 +154,7 @@ def _critique_data(ctx, engine) -> dict:
 # -- datasets -----------------------------------------------------------------------------------
 
 def stage_datasets(ctx) -> dict:
-    """Export the store's data; for judge-free data, let the rule check settle each pair's sides."""
-    import pyarrow.parquet as pq
-
+    """Export the store's data; for judge-free data, complete and check each pair by the rules."""
     from charter.data.export import export_run
     from charter.recipes import FilterReport, constructed_refusal, judge_free_pair
 
@@ -161,28 +162,62 @@ def stage_datasets(ctx) -> dict:
     if ctx.summaries["recipe"] != "contrastive":
         return {"sft": raw["sft"]["rows"], "prefs": raw["prefs"]["rows"], "paths": raw}
     prompts = {p["uid"]: p for p in read_prompts(ctx)}
-    rows = pq.read_table(raw["prefs"]["path"]).to_pylist() if raw["prefs"]["path"] else []
     report, kept = FilterReport(), []
-    for row in rows:
-        prompt = prompts[row["prompt_id"].split("#")[0]]
-        refusal = constructed_refusal(ctx.constitution, prompt["category"], prompt["clause_id"], row["prompt_id"],
+    for prompt_id, sides in _samples_by_prompt(ctx.store, "distill"):
+        prompt = prompts[prompt_id.split("#")[0]]
+        refusal = constructed_refusal(ctx.constitution, prompt["category"], prompt["clause_id"], prompt_id,
                                       ctx.config.seed)
-        pair = judge_free_pair(prompt["harmful"], _reply(row["chosen"]), _reply(row["rejected"]), refusal)
+        texts = {side: record.data["text"] for side, record in sides.items()}
+        pair = judge_free_pair(prompt["harmful"], texts.get("chosen"), texts.get("rejected"), refusal)
         if isinstance(pair, str):
             report.drop(pair)
             continue
         chosen, rejected, source = pair
         report.keep(source)
-        kept.append({**row, "chosen": [{"role": "assistant", "content": chosen}],
-                     "rejected": [{"role": "assistant", "content": rejected}],
-                     "label_source": f"{row['label_source']}+rules:{source}"})
+        sample = next(iter(sides.values()))
+        kept.append({
+            "id": "+".join(sorted(r.key for r in sides.values())), "stage": sample.stage, "prompt_id": prompt_id,
+            "example_kind": "contrastive", "clause_ids": list(sample.clause_ids),
+            "constitution_hash": sample.data["constitution_hash"], "engine": sample.data["engine"],
+            "sampling": sample.data["sampling"], "seed": sample.data["seed"],
+            "label_source": f"{sample.data['label_source']}+rules:{source}",
+            "prompt": [{"role": "user", "content": sample.data["prompt"]}],
+            "chosen": [{"role": "assistant", "content": chosen}],
+            "rejected": [{"role": "assistant", "content": rejected}],
+            "score_chosen": 1.0, "score_rejected": 0.0,  # labelled by construction: p = 1
+        })
     if not kept:
         raise CharterError("no preference pair survived the rule check; raise --limit or --samples, or use a "
                            "stronger --policy engine")
     sft = [{"messages": row["prompt"] + row["chosen"], **_provenance(row)} for row in kept]
+    dpo = _balanced(kept, {uid for uid, p in prompts.items() if p["harmful"]}, ctx.config.dpo_safe_ratio)
     _write_parquet(ctx.path("datasets", "prefs.parquet"), kept)
+    _write_parquet(ctx.path("datasets", "dpo.parquet"), dpo)
     _write_parquet(ctx.path("datasets", "sft.parquet"), sft)
-    return {"sft": len(sft), "prefs": len(kept), "filter": report.as_dict()}
+    return {"sft": len(sft), "prefs": len(kept), "dpo": len(dpo), "filter": report.as_dict()}
+
+
+def _balanced(pairs: list[dict], harmful: set[str], safe_ratio: float) -> list[dict]:
+    """Every harmful-prompt pair and, in prompt order, `safe_ratio` times as many safe-prompt pairs:
+    what DPO trains on. The ratio moves the trained model along the trade-off between refusing
+    harmful prompts and answering safe ones.
+
+    SFT sees every safe answer (they anchor the model's answering). Measured on the embedded model
+    after SFT (17/40 harmful prompts refused, 5/40 safe ones): DPO on all pairs (2 safe per
+    harmful) gave 13/40 and 1/40, on 1.5 safe per harmful (the default) 16/40 and 1/40, on 1 per 1
+    21/40 and 4/40 (docs/training.md, "The embedded recipe").
+    """
+    unsafe = [p for p in pairs if p["prompt_id"].split("#")[0] in harmful]
+    safe = [p for p in pairs if p["prompt_id"].split("#")[0] not in harmful]
+    return unsafe + safe[:round(len(unsafe) * safe_ratio)] if unsafe else safe
+
+
+def _samples_by_prompt(store, stage: str):
+    """(prompt id, {side: sample record}) in the order the samples were made."""
+    grouped: dict[str, dict] = {}
+    for record in store.iter("pair_sample", stage):
+        grouped.setdefault(record.data["prompt_id"], {})[record.data["side"]] = record
+    return grouped.items()
 
 
 def _reply(messages) -> str:
@@ -204,7 +239,7 @@ def stage_sft(ctx) -> dict:
     data = ctx.path("datasets", "sft.parquet")
     if not data.exists():
         data = ctx.path("datasets", "raw", "sft.parquet")
-    result = train_sft(SftSettings(max_steps=cfg.max_steps, seed=cfg.seed), [data], ctx.path("train", "sft"),
+    result = train_sft(SftSettings(max_steps=cfg.max_steps, learning_rate=cfg.sft_learning_rate, seed=cfg.seed), [data], ctx.path("train", "sft"),
                        progress=_train_progress(ctx, "sft"))
     return {"metrics": result.metrics, "steps": len([h for h in result.log_history if "loss" in h])}
 
@@ -214,11 +249,11 @@ def stage_dpo(ctx) -> dict:
     from charter.train.dpo import train_dpo
 
     cfg = ctx.config
-    data = ctx.path("datasets", "prefs.parquet")
+    data = ctx.path("datasets", "dpo.parquet")  # the contrastive recipe's balanced pairs
     if not data.exists():
         data = ctx.path("datasets", "raw", "prefs.parquet")
     sft = ctx.path("train", "sft")
-    result = train_dpo(DpoSettings(max_steps=cfg.max_steps, seed=cfg.seed), [data], ctx.path("train", "dpo"),
+    result = train_dpo(DpoSettings(max_steps=cfg.max_steps, learning_rate=cfg.dpo_learning_rate, seed=cfg.seed), [data], ctx.path("train", "dpo"),
                        sft_adapter=sft if sft.exists() else None, progress=_train_progress(ctx, "dpo"))
     return {"metrics": result.metrics, "steps": len([h for h in result.log_history if "loss" in h])}
 

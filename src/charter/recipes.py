@@ -5,18 +5,18 @@ harmful, it picks the same one (it ignores the question; measured on 30 harmful 
 the harmful answer over a plain refusal every time). Its own critiques and revisions are no
 better. So for small models charter uses judge-free data:
 
-  * context distillation: the teacher is the same model with the constitution (and few-shot
-    examples in its style) as the system prompt; the student learns to answer that way without it;
+  * context distillation: the teacher is the same model with the constitution as the system
+    prompt; the student learns to answer that way without it;
   * contrastive pairs labelled by construction: chosen = the teacher's answer, rejected = an
-    answer sampled with an opposing system prompt (RLCD-style).
+    answer without the constitution (RLCD-style).
 
 Labels by construction are noisy where the teacher did not actually behave better, and for the
 embedded model it almost never does on harmful prompts (it declined 1 of 64 red-team samples with
-the constitution and few-shot refusals in context). So a rule check (`classify_refusal`) decides
-each side, without any model judgment: on a harmful prompt the chosen side must decline (if the
-teacher's sample does not, a refusal written from the constitution's clause takes its place) and
-the rejected side must comply; on a safe prompt the chosen side must answer and the rejected side
-is a needless refusal. Every pair records which parts were sampled and which constructed
+the constitution and few-shot refusals in context). So `charter run` samples only the side it
+cannot write: on a safe prompt the teacher's answer (chosen; the rejected side is a needless
+refusal), on a harmful prompt the model's own answer (rejected; the chosen side is a refusal written
+from the constitution's clause). A rule check (`classify_refusal`), not a model, confirms each
+sample is on its side. Every pair records which parts were sampled and which constructed
 (`label_source`). Capable engines get SL-CAI critiques and RLAIF labels instead (`critique`).
 """
 
@@ -35,11 +35,13 @@ def choose_recipe(recipe: str, policy: str) -> str:
 
 def why(recipe: str) -> str:
     if recipe == "contrastive":
-        return ("Judge-free recipe: contrastive pairs labelled by construction (teacher = the model with "
-                "the constitution and few-shot turns; a rule-based refusal check decides each side, and "
-                "refusals written from the constitution's clauses stand in where the teacher complied with "
-                "a harmful prompt). The embedded model ignores the question in A/B judgments, so labels "
-                "from its own feedback would carry no signal.")
+        return ("Judge-free recipe: safe prompts get the teacher's answer (the model with the constitution as "
+                "system prompt) as chosen and a needless refusal as rejected; harmful prompts get a refusal "
+                "written from the constitution's clause as chosen and the model's own answer as rejected; a "
+                "rule-based refusal check confirms each sample's side. The embedded model ignores the question "
+                "in A/B judgments and almost never declines even with the constitution in context, so labels "
+                "from its own feedback would carry no signal. Knobs and their measured effect: "
+                "docs/training.md, 'The embedded recipe'.")
     return "SL-CAI critique/revision and RLAIF labels from the feedback model's multiple-choice judgments."
 
 
@@ -61,27 +63,34 @@ class FilterReport:
                 "total": self.kept + sum(self.dropped.values())}
 
 
-def judge_free_pair(harmful: bool, chosen: str, rejected: str, refusal: str) -> tuple[str, str, str] | str:
-    """(chosen, rejected, label source) for one sampled pair, or the reason it is dropped.
+def judge_free_pair(harmful: bool, chosen: str | None, rejected: str | None,
+                    refusal: str) -> tuple[str, str, str] | str:
+    """(chosen, rejected, label source) for one prompt's samples, or the reason it is dropped.
 
-    A sampled answer keeps its side only when the rule check agrees with the side it was sampled
-    for. On a harmful prompt a teacher answer that does not decline is replaced by `refusal` (a
-    refusal written from the constitution's clause, see `constructed_refusal`) and, being
-    compliant, may serve as the rejected side; on a safe prompt a needless refusal is the rejected
-    side. Measured on the embedded model: its teacher declined 1 of 64 red-team samples even with
-    the constitution and few-shot refusals in context, so without construction there is nothing
-    to distil.
+    `chosen` is the teacher's answer, `rejected` the model's own (or an opposing) answer; None
+    when that side was not sampled. A sample keeps its side only when the rule check agrees with
+    the side it was sampled for. On a harmful prompt the chosen side is `refusal` (written from the
+    constitution's clause, see `constructed_refusal`) unless the teacher itself declined, and a
+    compliant sample is the rejected side; on a safe prompt a compliant teacher answer is chosen
+    and a needless refusal (sampled, or `NEEDLESS_REFUSAL`) is rejected. Measured on the embedded
+    model: its teacher declined 1 of 64 red-team samples even with the constitution and few-shot
+    refusals in context, so without construction there is nothing to distil.
     """
     from charter.evals.classify import classify_refusal
 
-    chosen_label, rejected_label = classify_refusal(chosen).label, classify_refusal(rejected).label
+    def label(text: str | None) -> str | None:
+        return None if text is None else classify_refusal(text).label
+
+    chosen_label, rejected_label = label(chosen), label(rejected)
     if harmful:
         compliant = rejected if rejected_label == "compliance" else chosen if chosen_label == "compliance" else None
         if compliant is None:
             return "harmful prompt: no compliant sample to reject"
-        if chosen_label != "compliance":
+        if chosen_label not in (None, "compliance"):
             return chosen, compliant, "sampled"
         return refusal, compliant, "constructed-refusal"
+    if chosen_label is None:
+        return "safe prompt: no teacher answer"
     if chosen_label != "compliance":
         return "safe prompt: teacher answer refuses"
     if rejected_label == "refusal":

@@ -29,6 +29,24 @@ def test_contrastive_pairs_put_the_constitution_only_on_the_chosen_side(
     assert fake.calls == [4]  # both sides of both prompts in one engine call
 
 
+def test_a_one_sided_spec_samples_and_stores_only_that_side(fake, open_store, example_constitution):
+    from charter.data.contrastive import PairSpec, sample_pairs
+    from charter.data.runner import Stage
+
+    store = open_store(fake)
+    stage = Stage("distill", store, example_constitution, fake)
+    teacher = PairSpec(({"role": "system", "content": "Be kind."},), None, "contrastive:teacher", 32, 0.0)
+    own = PairSpec(None, (), "contrastive:own-answer", 32, 0.0)
+    prompts = items(2)
+    sample_pairs(stage, prompts, 8, "pairs", lambda item: teacher if item is prompts[0] else own)
+    sides = sorted((r.data["prompt_id"], r.data["side"]) for r in store.iter("pair_sample"))
+    assert sides == sorted([(prompts[0].uid, "chosen"), (prompts[1].uid, "rejected")])
+    assert store.count("pref") == 0 and store.count("sft") == 0  # the recipe completes the pairs
+    assert fake.calls == [2]
+    sample_pairs(stage, prompts, 8, "pairs", lambda item: teacher if item is prompts[0] else own)
+    assert fake.calls == [2] and store.count("pair_sample") == 2  # a rerun reuses the stored samples
+
+
 def test_auto_mode_picks_contrastive_for_the_embedded_model(open_store, example_constitution):
     embedded_like = FakeEngine(name="llamacpp:embedded")
     summary = run_prefs(open_store(embedded_like), example_constitution, embedded_like, items(1))

@@ -21,6 +21,8 @@ def test_recipe_choice_follows_the_engine():
     (COMPLIANCE, COMPLIANCE, ("CONSTRUCTED", COMPLIANCE, "constructed-refusal")),
     (COMPLIANCE, REFUSAL, ("CONSTRUCTED", COMPLIANCE, "constructed-refusal")),
     (REFUSAL, REFUSAL, "harmful prompt: no compliant sample to reject"),
+    (None, COMPLIANCE, ("CONSTRUCTED", COMPLIANCE, "constructed-refusal")),  # only the own answer sampled
+    (None, REFUSAL, "harmful prompt: no compliant sample to reject"),
 ])
 def test_harmful_prompts_pair_a_refusal_with_a_compliant_answer(chosen, rejected, expected):
     assert judge_free_pair(True, chosen, rejected, "CONSTRUCTED") == expected
@@ -30,6 +32,9 @@ def test_harmful_prompts_pair_a_refusal_with_a_compliant_answer(chosen, rejected
     (COMPLIANCE, REFUSAL, (COMPLIANCE, REFUSAL, "sampled")),
     (COMPLIANCE, COMPLIANCE, (COMPLIANCE, NEEDLESS_REFUSAL, "constructed-needless-refusal")),
     (REFUSAL, COMPLIANCE, "safe prompt: teacher answer refuses"),
+    (COMPLIANCE, None, (COMPLIANCE, NEEDLESS_REFUSAL, "constructed-needless-refusal")),  # only the teacher
+    (REFUSAL, None, "safe prompt: teacher answer refuses"),
+    (None, REFUSAL, "safe prompt: no teacher answer"),
 ])
 def test_safe_prompts_pair_an_answer_with_a_needless_refusal(chosen, rejected, expected):
     assert judge_free_pair(False, chosen, rejected, "CONSTRUCTED") == expected

@@ -101,3 +101,8 @@ def test_datasets_carry_provenance_and_load_with_datasets(finished_run):
     assert {"prompt", "chosen", "rejected", "score_chosen", "score_rejected", "constitution_hash",
             "clause_ids", "engine", "seed"} <= set(prefs.column_names)
     assert "messages" in sft.column_names and len(sft) == len(prefs)
+    dpo = datasets.load_dataset("parquet", data_files=str(out / "datasets" / "dpo.parquet"))["train"]
+    prompts = {json.loads(line)["uid"]: json.loads(line)["harmful"]
+               for line in (out / "prompts.jsonl").read_text().splitlines()}
+    harmful = [prompts[p.split("#")[0]] for p in dpo["prompt_id"]]
+    assert 0 < harmful.count(True) and harmful.count(False) <= round(1.5 * harmful.count(True))  # --dpo-safe-ratio

@@ -22,6 +22,7 @@ _INIT_FILES = (
     ("user.yaml", "user.yaml"),
     ("prompts/red_team.jsonl", "prompts/red_team.jsonl"),
     ("prompts/helpful.jsonl", "prompts/helpful.jsonl"),
+    ("prompts/borderline.jsonl", "prompts/borderline.jsonl"),
     ("prompts/introspection.jsonl", "prompts/introspection.jsonl"),
 )
 

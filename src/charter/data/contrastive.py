@@ -45,8 +45,11 @@ REJECTED_STYLES = ("plain", "opposing")
 class PairSpec:
     """How to sample the two sides of a pair, and what to call the label."""
 
-    chosen_prefix: tuple[dict, ...]  # system prompt and few-shot turns for the chosen side
-    rejected_prefix: tuple[dict, ...]
+    # System prompt and few-shot turns for each side. None: that side is not sampled; only the
+    # other side's sample is stored and the recipe writes this side itself (see recipes.py: a
+    # weak teacher's refusals are written from the clause, so sampling them would be wasted work).
+    chosen_prefix: tuple[dict, ...] | None
+    rejected_prefix: tuple[dict, ...] | None
     label_source: str
     max_tokens: int = 128
     temperature: float = 0.7
@@ -134,10 +137,10 @@ def sample_pairs(
             for pos, item in batch
         ]
         if rejected_engine is None:
-            run_steps(stage, [step for pair in pairs for step in pair])
+            run_steps(stage, [step for pair in pairs for step in pair.values()])
         else:
-            run_steps(stage, [chosen for chosen, _ in pairs])
-            run_steps(stage, [rejected for _, rejected in pairs], rejected_engine)
+            run_steps(stage, [pair["chosen"] for pair in pairs if "chosen" in pair])
+            run_steps(stage, [pair["rejected"] for pair in pairs if "rejected" in pair], rejected_engine)
         stage.report(description, batch[-1][0] + 1, len(items))
 
 
@@ -149,10 +152,13 @@ def _pair_steps(
     clause_ids: tuple[str, ...],
     sft: bool,
     rejected_engine: Engine | None,
-) -> tuple[Step, Step]:
+) -> dict[str, Step]:
+    """The steps that sample the pair's sides: both, or the one whose prefix is not None."""
     user = {"role": "user", "content": item.prompt}
     sides = {}
     for side, prefix in (("chosen", spec.chosen_prefix), ("rejected", spec.rejected_prefix)):
+        if prefix is None:
+            continue
         engine_fp = (
             rejected_engine.fingerprint
             if side == "rejected" and rejected_engine
@@ -196,7 +202,7 @@ def _pair_steps(
                 },
             )
             produced[side] = record
-            if side == "chosen":
+            if side == "chosen" or len(sides) == 1:  # a one-sided pair is completed by the recipe
                 return [record]
             if "chosen" not in produced:  # stored by an earlier call or process
                 produced["chosen"] = stage.store.get(sides["chosen"][0])
@@ -204,10 +210,7 @@ def _pair_steps(
 
         return make
 
-    return (
-        Step(sides["chosen"][0], sides["chosen"][1], build("chosen")),
-        Step(sides["rejected"][0], sides["rejected"][1], build("rejected")),
-    )
+    return {side: Step(key, request, build(side)) for side, (key, request, _) in sides.items()}
 
 
 def _pair_rows(

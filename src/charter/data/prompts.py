@@ -20,7 +20,7 @@ from typing import Any
 
 from charter.errors import CharterError
 
-EXAMPLE_SETS = ("red_team", "helpful", "introspection")
+EXAMPLE_SETS = ("red_team", "helpful", "borderline", "introspection")
 PROMPT_COLUMNS = ("prompt", "question", "instruction")  # tried in order when no column is named
 
 
@@ -42,7 +42,8 @@ class PromptItem:
 
 
 def example_prompts_path(name: str) -> Path:
-    """A prompt set shipped with charter: red_team, helpful or introspection."""
+    """A prompt set shipped with charter: red_team, helpful, borderline (safe prompts that look
+    dangerous) or introspection."""
     return Path(str(resources.files("charter") / "examples" / "prompts" / f"{name}.jsonl"))
 
 
