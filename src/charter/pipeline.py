@@ -87,7 +87,9 @@ def quiet_libraries() -> None:
 
     for name, value in (("HF_DATASETS_DISABLE_PROGRESS_BARS", "1"), ("HF_HUB_DISABLE_PROGRESS_BARS", "1"),
                         ("TRANSFORMERS_VERBOSITY", "error"), ("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1"),
-                        ("TOKENIZERS_PARALLELISM", "false"), ("HF_HUB_OFFLINE", "1")):
+                        ("TOKENIZERS_PARALLELISM", "false"), ("HF_HUB_OFFLINE", "1"),
+                        # transformers' GGUF dequantization draws a bare tqdm bar; charter draws its own
+                        ("TQDM_DISABLE", "1")):
         os.environ.setdefault(name, value)
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=UserWarning, module=r"(transformers|trl|peft|torch)\b")

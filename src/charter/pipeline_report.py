@@ -86,12 +86,30 @@ def _what_was_run(ctx, manifest: dict, recipe_reason: str) -> str:
         ("prompts", _prompt_counts(done.get("pipeline:prompts"), cfg)),
         ("training", _training_settings(ctx)),
         ("data kept", json.dumps(done.get("pipeline:datasets", {}), ensure_ascii=False)),
-        ("engines", json.dumps(manifest.get("engines", {}), ensure_ascii=False)),
+        ("engine fingerprints", _engine_fingerprints(ctx)),
         ("stage times (s)", ", ".join(f"{k.split(':', 1)[1]} {v.get('seconds', '?')}"
                                       for k, v in done.items() if k.startswith("pipeline:"))),
     ]
     rows = "".join(f"<tr><th>{escape(k)}</th><td>{escape(str(v))}</td></tr>" for k, v in facts)
     return f"<h2>What was run</h2><table>{rows}</table>"
+
+
+def _engine_fingerprints(ctx) -> str:
+    """The engines that made the data and answered the evals, as the records name them."""
+    import pyarrow.parquet as pq
+
+    parts = []
+    data = ctx.path("datasets", "sft.parquet")
+    if data.exists():
+        engines = sorted(set(pq.read_table(data, columns=["engine"]).column("engine").to_pylist()) - {None})
+        parts.append(f"data: {', '.join(engines)}")
+    for label in ("base", "trained"):
+        path = ctx.path("eval", label, "eval.json")
+        if path.exists():
+            suites = json.loads(path.read_text(encoding="utf-8")).get("suites", {})
+            engines = sorted({s.get("engine", {}).get("fingerprint", "?") for s in suites.values()})
+            parts.append(f"eval {label}: {', '.join(engines)}")
+    return "; ".join(parts) or "none recorded"
 
 
 def _prompt_counts(summary: dict | None, cfg) -> str:
