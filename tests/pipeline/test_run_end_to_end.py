@@ -66,6 +66,9 @@ def test_report_has_before_after_figures(finished_run):
     html = (out / "report.html").read_text(encoding="utf-8")
     assert "Before and after" in html and "harmful prompts refused" in html
     assert "data:image/png;base64," in html
+    # What was run comes from the run's own records: prompt counts, trainer settings, engine fingerprints.
+    assert "4 harmful, 8 safe" in html and "lr 0.001" in html and "lr 0.0002" in html
+    assert "eval trained: llamacpp:model.f16.gguf:sha256=" in html
     assert "Report:" in log
     for label in ("base", "trained"):
         run = json.loads((out / "eval" / label / "eval.json").read_text())
