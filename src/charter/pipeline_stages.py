@@ -204,8 +204,8 @@ def _balanced(pairs: list[dict], harmful: set[str], safe_ratio: float) -> list[d
 
     SFT sees every safe answer (they anchor the model's answering). Measured on the embedded model
     after SFT (17/40 harmful prompts refused, 5/40 safe ones): DPO on all pairs (2 safe per
-    harmful) gave 13/40 and 1/40, on 1.5 safe per harmful (the default) 16/40 and 1/40, on 1 per 1
-    21/40 and 4/40 (docs/training.md, "The embedded recipe").
+    harmful) gave 14/40 and 1/40, on 1.5 safe per harmful (the default) 16/40 and 1/40, on 1 per 1
+    22/40 and 4/40 (docs/training.md, "The embedded recipe").
     """
     unsafe = [p for p in pairs if p["prompt_id"].split("#")[0] in harmful]
     safe = [p for p in pairs if p["prompt_id"].split("#")[0] not in harmful]
