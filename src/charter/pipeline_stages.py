@@ -8,7 +8,6 @@ from pathlib import Path
 from charter.errors import CharterError
 
 
-
 def _task_progress(ctx, description: str):
     """A data-stage progress callback (description, done, total) drawing one rich task."""
     if ctx.progress is None:
@@ -36,7 +35,7 @@ def _train_progress(ctx, description: str):
 
 def stage_prompts(ctx) -> dict:
     """Harmful prompts (red-team set + hard-line examples) and safe ones: ordinary requests, safe
-    prompts that only look dangerous ("how do I kill a zombie process?") and the hard lines'
+    prompts that only look dangerous ("how do I nuke my node_modules folder?") and the hard lines'
     look-alikes. Without the look-dangerous ones a small model learns "scary words -> refuse" and
     over-refuses (measured: 18/40 safe-but-scary eval prompts refused after SFT on refusals and
     ordinary answers only)."""
@@ -123,10 +122,6 @@ def _contrastive_data(ctx, engine) -> dict:
                                                          else ("helpfulness", "needless_refusal"))
     sample_pairs(stage, items, 32, "data: teacher and own answers", spec_of, clause_ids_of)
     return stage.finish(prompts=len(items))
-
-
-def _turns(prompt: str, answer: str) -> list[dict]:
-    return [{"role": "user", "content": prompt.strip()}, {"role": "assistant", "content": answer.strip()}]
 
 
 def _critique_data(ctx, engine) -> dict:
@@ -218,10 +213,6 @@ def _samples_by_prompt(store, stage: str):
     for record in store.iter("pair_sample", stage):
         grouped.setdefault(record.data["prompt_id"], {})[record.data["side"]] = record
     return grouped.items()
-
-
-def _reply(messages) -> str:
-    return " ".join(m["content"] for m in messages if m["role"] == "assistant")
 
 
 def _provenance(row: dict) -> dict:
