@@ -26,7 +26,7 @@ def write_report(ctx) -> Path:
     parts = [
         _warnings(base, trained),
         _headline(base, trained),
-        _what_was_run(ctx, manifest, why(ctx.summaries["recipe"])),
+        _what_was_run(ctx, manifest, why(ctx.summaries["recipe"]), {"base": base, "trained": trained}),
         _training_curves(ctx),
         "<h2>All eval metrics, before vs after</h2>" + render_comparison_fragment(comparison),
         _examples(base, trained),
@@ -75,7 +75,7 @@ def _headline(base, trained) -> str:
             f"<th>prompts</th></tr>{''.join(rows)}</table><img src='{plot}' alt='before/after'>")
 
 
-def _what_was_run(ctx, manifest: dict, recipe_reason: str) -> str:
+def _what_was_run(ctx, manifest: dict, recipe_reason: str, runs: dict) -> str:
     cfg = ctx.config
     done = manifest.get("done", {})
     facts = [
@@ -86,7 +86,7 @@ def _what_was_run(ctx, manifest: dict, recipe_reason: str) -> str:
         ("prompts", _prompt_counts(done.get("pipeline:prompts"), cfg)),
         ("training", _training_settings(ctx)),
         ("data kept", json.dumps(done.get("pipeline:datasets", {}), ensure_ascii=False)),
-        ("engine fingerprints", _engine_fingerprints(ctx)),
+        ("engine fingerprints", _engine_fingerprints(ctx, runs)),
         ("stage times (s)", ", ".join(f"{k.split(':', 1)[1]} {v.get('seconds', '?')}"
                                       for k, v in done.items() if k.startswith("pipeline:"))),
     ]
@@ -94,7 +94,7 @@ def _what_was_run(ctx, manifest: dict, recipe_reason: str) -> str:
     return f"<h2>What was run</h2><table>{rows}</table>"
 
 
-def _engine_fingerprints(ctx) -> str:
+def _engine_fingerprints(ctx, runs: dict) -> str:
     """The engines that made the data and answered the evals, as the records name them."""
     import pyarrow.parquet as pq
 
@@ -103,13 +103,10 @@ def _engine_fingerprints(ctx) -> str:
     if data.exists():
         engines = sorted(set(pq.read_table(data, columns=["engine"]).column("engine").to_pylist()) - {None})
         parts.append(f"data: {', '.join(engines)}")
-    for label in ("base", "trained"):
-        path = ctx.path("eval", label, "eval.json")
-        if path.exists():
-            suites = json.loads(path.read_text(encoding="utf-8")).get("suites", {})
-            engines = sorted({s.get("engine", {}).get("fingerprint", "?") for s in suites.values()})
-            parts.append(f"eval {label}: {', '.join(engines)}")
-    return "; ".join(parts) or "none recorded"
+    for label, run in runs.items():
+        engines = sorted({suite.engine.get("fingerprint", "?") for suite in run.suites.values()})
+        parts.append(f"eval {label}: {', '.join(engines)}")
+    return "; ".join(parts)
 
 
 def _prompt_counts(summary: dict | None, cfg) -> str:

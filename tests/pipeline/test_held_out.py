@@ -2,15 +2,14 @@
 held out: no shipped training prompt (red-team, helpful, borderline, hard-line examples and
 look-alikes) may repeat or closely paraphrase an eval prompt."""
 
-import json
 import re
-from importlib import resources
-from pathlib import Path
 
 import pytest
 
+from charter.commands.constitution import example_path
 from charter.constitution import load_constitution
 from charter.data.prompts import EXAMPLE_SETS, example_prompts
+from charter.evals.load import builtin_items
 
 # Words that carry no topic; without them, word overlap measures what the prompts are about.
 FILLER = set("how do i a the to what is my in and of s can it for an with does why are that you me should if "
@@ -24,16 +23,13 @@ def _topic_words(text: str) -> set[str]:
 
 def _training_prompts() -> list[str]:
     prompts = [item.prompt for name in EXAMPLE_SETS for item in example_prompts(name)]
-    constitution = load_constitution(Path(str(resources.files("charter") / "examples" / "constitution.yaml")))
-    for hard in constitution.hard_lines:
+    for hard in load_constitution(example_path("constitution.yaml")).hard_lines:
         prompts += list(hard.examples) + list(hard.lookalikes)
     return prompts
 
 
 def _eval_prompts() -> list[str]:
-    folder = Path(str(resources.files("charter") / "evals" / "data"))
-    return [json.loads(line)["prompt"] for name in ("harmful", "overrefusal")
-            for line in (folder / f"{name}.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [row["prompt"] for name in ("harmful", "overrefusal") for row in builtin_items(name)]
 
 
 def test_every_shipped_prompt_set_is_loaded():
