@@ -4,15 +4,31 @@ PYTHON ?= python3.11
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 OUT    ?= runs/example
+# The exact versions CI tested (see docs/setup.md, "Upgrading the lock").
+LOCK   ?= constraints.txt
+# llama.cpp compiled for every x86-64 CPU with AVX2, not for the CPU it is built on: a native
+# build crashed in llama_decode on an AVX-512 Xeon. GPU or ARM: see docs/setup.md.
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
+LLAMA_VERSION    := $(shell sed -n 's/^llama[-_]cpp[-_]python==//p' $(LOCK))
+# What the venv's llama-cpp-python was built with; charter doctor reads it.
+LLAMA_RECORD      = $(VENV)/charter-llama-build.txt
 
-.PHONY: run test setup clean
+.PHONY: run test setup lock clean
 
-$(BIN)/charter: pyproject.toml
+$(BIN)/charter: pyproject.toml $(LOCK)
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11 or pass PYTHON=..."; exit 2; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q -U pip setuptools wheel
-	# llama-cpp-python compiles from source (about 6 minutes on 2 cores, once).
-	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(BIN)/pip install -e '.[serve,dev]'
+	# llama-cpp-python compiles from source (about 6.5 minutes on 2 cores, once). --no-cache-dir:
+	# never reuse a wheel that pip's cache holds from another CPU or other flags.
+	@want="llama-cpp-python==$(LLAMA_VERSION) CMAKE_ARGS=$(LLAMA_CMAKE_ARGS)"; \
+	if [ "$$(cat $(LLAMA_RECORD) 2>/dev/null)" != "$$want" ]; then \
+	  echo "building $$want"; \
+	  CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(BIN)/pip install -q \
+	    --force-reinstall --no-deps --no-cache-dir --no-binary llama-cpp-python \
+	    "llama-cpp-python==$(LLAMA_VERSION)" && echo "$$want" > $(LLAMA_RECORD); \
+	fi
+	$(BIN)/pip install -c $(LOCK) -e '.[serve,dev]'
 	touch $(BIN)/charter
 
 setup: $(BIN)/charter
@@ -22,6 +38,17 @@ run: setup
 
 test: setup
 	$(BIN)/python -m pytest -q
+
+# Re-resolve every dependency to its newest allowed version in a scratch venv and write the lock.
+# Then `make test` (and `make run`) on the new lock before committing it: docs/setup.md.
+lock:
+	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/pip install -q -U pip setuptools wheel
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) .venv-lock/bin/pip install \
+	  --no-cache-dir --no-binary llama-cpp-python -e '.[serve,dev]'
+	{ echo "# Versions CI tested, written by 'make lock' ($$(date -u +%F)); make setup installs these."; \
+	  .venv-lock/bin/pip freeze --exclude-editable | sed 's/+cpu$$//'; } > $(LOCK)
+	rm -rf .venv-lock
 
 clean:
 	rm -rf $(VENV) runs

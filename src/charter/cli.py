@@ -24,9 +24,9 @@ err_console = Console(stderr=True)
 
 
 def _register() -> None:
-    from charter.commands import constitution, data, engines, evals, run, serve, train
+    from charter.commands import constitution, data, doctor, engines, evals, run, serve, train
 
-    for module in (constitution, engines, data, train, evals, serve, run):
+    for module in (constitution, engines, doctor, data, train, evals, serve, run):
         module.register(app)
 
 

@@ -35,6 +35,7 @@ from charter.engines.common import (
     render_chat_template,
 )
 from charter.engines.llamacpp_batch import BatchedDecoder, Job
+from charter.engines.llamacpp_build import load_backends, require_working_build
 from charter.engines.llamacpp_convert import COMPUTE_TYPES, working_model
 from charter.engines.llamacpp_scoring import OptionScorer
 from charter.engines.sampling import sequence_rng
@@ -50,7 +51,11 @@ class LlamaCppEngine:
                  n_ctx: int = 4096, n_threads: int | None = None, min_shared_prefix: int = 16,
                  flash_attn: bool | None = None, compute_type: str = "auto", **unknown):
         check_options(name, unknown, OPTIONS)
+        # A build that crashes on this CPU must be an error message, not a dead process.
+        require_working_build(model_path)
         import llama_cpp
+
+        load_backends()
 
         self.name = name
         self.model_path = Path(model_path)
@@ -192,6 +197,11 @@ class LlamaCppEngine:
         tokens: list[int] = []
         reason = "length"
         self._llm.set_seed((seed * 1_000_003 + sample) & 0xFFFFFFFF)
+        # Start from an empty cache. Llama.generate would otherwise reuse the previous call's
+        # prompt KV and decode only the last prompt token, in a batch of a different shape: the
+        # logits then depend on what ran before, and on some CPUs (seen on an AVX-512 Xeon) a
+        # seeded sample changed from its first token.
+        self._llm.reset()
         stream = self._llm.generate(job.prompt, temp=max(0.0, job.temperature), top_p=job.top_p,
                                     top_k=0, min_p=0.0, repeat_penalty=1.0, reset=True)
         text = b""
