@@ -4,6 +4,12 @@
     python bench/engines.py --engines single,llamacpp --prompts 32 --threads 1
     python bench/engines.py --openai http://127.0.0.1:8000/v1#smol   # a server you started
     python bench/engines.py --engines single,llamacpp,openai          # starts llama_cpp.server
+    python bench/engines.py --builds portable=DIR,native=DIR2         # llama.cpp builds compared
+
+--builds compares llama-cpp-python builds (each installed with `pip install --no-deps --target DIR
+WHEEL`): the script runs itself once per build with DIR first on PYTHONPATH, in the order given and
+then reversed (so drift in the machine's load hits every build alike), and prints single-stream and
+batched tokens/s per build with ratios to the first.
 
 Engines: `single` is the baseline, llama-cpp-python's create_chat_completion one prompt at a time
 (run on --single prompts, half before and half after the others, so load drift on a shared
@@ -20,8 +26,10 @@ rate numpy/torch reach here per CPU-second divided by 2 x parameters FLOPs per t
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -155,7 +163,12 @@ def main() -> None:
     parser.add_argument("--engines", default="single,llamacpp,llamacpp-native,hf")
     parser.add_argument("--threads", type=int, default=0, help="default: idle CPUs now")
     parser.add_argument("--openai", default="", help="URL#MODEL of a running server to include")
+    parser.add_argument("--builds", default="", help="NAME=DIR,...: compare llama-cpp-python builds")
+    parser.add_argument("--json", action="store_true", help="also print the rates as one JSON line")
     args = parser.parse_args()
+    if args.builds:
+        compare_builds(args)
+        return
     threads = args.threads or idle_threads()
     texts = prompts(args.prompts)
     chosen = args.engines.split(",") + (["openai"] if args.openai else [])
@@ -206,8 +219,49 @@ def main() -> None:
         vs = f"{wall / base[1]:9.2f} {cpu / base[2]:15.2f}" if base else f"{'-':>9s} {'-':>15s}"
         print(f"{name:16s} {tokens:7d} {wall:8.1f} {cpu:10.1f} {vs} {cpu / roof:14.2f}")
     print(f"load average at the end {os.getloadavg()[0]:.1f}")
+    if args.json:
+        print("RATES " + json.dumps({name: dict(zip(("tokens", "tok_s", "tok_cpu_s"), rate(name)))
+                                     for name in runs}))
     for process in SERVERS:
         process.terminate()
+
+
+def compare_builds(args) -> None:
+    builds = dict(item.split("=", 1) for item in args.builds.split(","))
+    order = list(builds) + list(reversed(builds))
+    results: dict[str, list[dict]] = {}
+    for name in order:
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([builds[name], str(Path(__file__).resolve().parents[1] / "src")])}
+        command = [sys.executable, __file__, "--engines", "single,llamacpp", "--json",
+                   "--prompts", str(args.prompts), "--max-tokens", str(args.max_tokens),
+                   "--single", str(max(2, args.single // 2)), "--threads", str(args.threads or idle_threads())]
+        print(f"== build {name} ({builds[name]})", flush=True)
+        out = subprocess.run(command, env=env, capture_output=True, text=True)
+        if out.returncode != 0:
+            print(f"   failed (exit {out.returncode}): {out.stderr.strip().splitlines()[-1:]}", flush=True)
+            results.setdefault(name, [])
+            continue
+        info = subprocess.run([sys.executable, "-c", "import llama_cpp; print(llama_cpp.llama_print_system_info().decode())"],
+                              env=env, capture_output=True, text=True).stdout.strip()
+        line = next(l for l in out.stdout.splitlines() if l.startswith("RATES "))
+        results.setdefault(name, []).append(json.loads(line[6:]))
+        print(f"   {info}", flush=True)
+
+    def total(name, engine):
+        runs = [r[engine] for r in results[name] if engine in r]
+        if not runs:
+            return float("nan"), float("nan")
+        tokens = sum(r["tokens"] for r in runs)
+        return (tokens / sum(r["tokens"] / r["tok_s"] for r in runs),
+                tokens / sum(r["tokens"] / r["tok_cpu_s"] for r in runs))
+
+    first = next(iter(builds))
+    print(f"\n{'build':14s} {'single tok/s':>13s} {'batched tok/s':>14s} {'single x':>9s} {'batched x':>10s}"
+          f" {'batched tok/CPU-s':>18s}   (x: ratio to {first}, same run)")
+    for name in builds:
+        single, batched = total(name, "single"), total(name, "llamacpp")
+        print(f"{name:14s} {single[0]:13.1f} {batched[0]:14.1f} {single[0] / total(first, 'single')[0]:9.2f} "
+              f"{batched[0] / total(first, 'llamacpp')[0]:10.2f} {batched[1]:18.1f}")
 
 
 if __name__ == "__main__":

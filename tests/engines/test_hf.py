@@ -43,11 +43,32 @@ def test_generate_is_seeded(hf_engine):
     # (Batch-independent only up to float rounding: padding changes the matmul shapes.)
 
 
-def test_choose_agrees_with_llamacpp(hf_engine):
+@pytest.mark.parametrize("compute_type", ["f32", "native"])
+def test_choose_agrees_with_llamacpp_on_the_same_weights(hf_engine, compute_type):
+    """What is guaranteed across engines: transformers (the GGUF dequantized to float32) and
+    llama.cpp computing with the same weights (as float32, or the shipped Q4_1 blocks themselves)
+    give the same probabilities up to float rounding and llama.cpp's 8-bit activations: measured
+    |dP| 0.0003 (f32) and 0.001 (Q4_1) on an AMD EPYC (AVX2). llama.cpp's default `auto` runs a
+    re-quantized Q8_0 copy, a slightly different model (P(A) 0.246 here, on AMD and Intel alike):
+    the next test bounds that separately, not by widening this tolerance."""
     probs = hf_engine.choose(CAPITAL)
     assert max(probs, key=probs.get) == "Paris" and sum(probs.values()) == pytest.approx(1.0)
+    reference = make_engine("llamacpp:embedded", flash_attn=False, batch_size=2,
+                            compute_type=compute_type)
+    assert hf_engine.choose(FRUIT)["A"] == pytest.approx(reference.choose(FRUIT)["A"], abs=0.005)
+    assert hf_engine.choose(CAPITAL)["Paris"] == pytest.approx(reference.choose(CAPITAL)["Paris"],
+                                                               abs=0.005)
+    reference.close()
+
+
+def test_the_q8_working_copy_keeps_clear_choices_and_moves_close_ones_little(hf_engine):
+    """The Q8_0 copy moves each weight by ~0.5 % RMS: a clear answer stays clear (P(Paris) within
+    0.005), and a close one (P(A) ~0.2) moves by less than 0.1 (measured 0.066)."""
     reference = make_engine("llamacpp:embedded", flash_attn=False, batch_size=2)
-    assert hf_engine.choose(FRUIT)["A"] == pytest.approx(reference.choose(FRUIT)["A"], abs=0.03)
+    assert reference.compute_type == "q8_0"
+    assert hf_engine.choose(CAPITAL)["Paris"] == pytest.approx(reference.choose(CAPITAL)["Paris"],
+                                                               abs=0.005)
+    assert hf_engine.choose(FRUIT)["A"] == pytest.approx(reference.choose(FRUIT)["A"], abs=0.1)
     reference.close()
 
 

@@ -31,19 +31,55 @@ def cpu_threads() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def idle_threads() -> int:
-    """Threads for llama.cpp: the CPUs not already busy (1-minute load average), at least 1.
+def idle_threads(window: float = 0.3) -> int:
+    """Threads for llama.cpp: the CPUs that other processes are not using right now, at least 1.
 
     llama.cpp's worker threads wait for each other at every operation; when the machine is
     oversubscribed a descheduled worker stalls all the others, and two threads on two busy cores
     ran 9x slower than one thread here. On an idle machine this is every CPU.
+
+    Measured over `window` seconds from /proc/stat, minus this process's own CPU time, rather than
+    from the 1-minute load average: in `charter run` the load average right after training still
+    counted charter's own finished SFT/DPO, so both eval engines ran on 1 of 2 idle cores.
     """
     cpus = cpu_threads()
-    try:
-        busy = os.getloadavg()[0]
-    except OSError:
-        return cpus
+    busy = _busy_cpus_of_others(window)
+    if busy is None:  # not Linux: the load average is all there is
+        try:
+            busy = os.getloadavg()[0]
+        except OSError:
+            return cpus
     return max(1, min(cpus, int(cpus - busy + 0.5)))
+
+
+def _busy_cpus_of_others(window: float) -> float | None:
+    """CPUs kept busy by other processes during the next `window` seconds (None off Linux)."""
+    import time
+
+    def machine_busy() -> tuple[float, float]:
+        with open("/proc/stat") as stat:
+            fields = [float(x) for x in stat.readline().split()[1:]]
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0.0)  # idle + iowait
+        return sum(fields[:8]) - idle, sum(fields[:8])
+
+    def own_busy() -> float:
+        with open("/proc/self/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        return float(fields[11]) + float(fields[12])  # utime + stime, all threads
+
+    try:
+        busy0, total0 = machine_busy()
+        own0 = own_busy()
+        time.sleep(window)
+        busy1, total1 = machine_busy()
+        own1 = own_busy()
+    except (OSError, ValueError, IndexError):
+        return None
+    if total1 <= total0:
+        return None
+    # total ticks across all CPUs over the window -> busy fraction x the machine's CPU count
+    share = max(0.0, (busy1 - busy0) - (own1 - own0)) / (total1 - total0)
+    return share * (os.cpu_count() or 1)
 
 
 def cache_root() -> Path:
