@@ -8,7 +8,11 @@ OUT    ?= runs/example
 LOCK   ?= constraints.txt
 # llama.cpp compiled for every x86-64 CPU with AVX2, not for the CPU it is built on: a native
 # build crashed in llama_decode on an AVX-512 Xeon. GPU or ARM: see docs/setup.md.
+ifeq ($(shell uname -m),x86_64)
 LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
+else
+LLAMA_CMAKE_ARGS ?=
+endif
 LLAMA_VERSION    := $(shell sed -n 's/^llama[-_]cpp[-_]python==//p' $(LOCK))
 # What the venv's llama-cpp-python was built with; charter doctor reads it.
 LLAMA_RECORD      = $(VENV)/charter-llama-build.txt

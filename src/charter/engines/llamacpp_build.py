@@ -44,7 +44,8 @@ CHECK_TIMEOUT_S = 300
 
 def reinstall_command() -> str:
     """The one line that replaces a broken llama-cpp-python with the portable build."""
-    return (f'CMAKE_ARGS="{PORTABLE_CMAKE_ARGS}" {Path(sys.executable).name} -m pip install '
+    flags = f'CMAKE_ARGS="{PORTABLE_CMAKE_ARGS}" ' if platform.machine() in ("x86_64", "AMD64") else ""
+    return (f'{flags}{sys.executable} -m pip install '
             f'--force-reinstall --no-cache-dir --no-deps --no-binary llama-cpp-python '
             f'llama-cpp-python=={installed_version() or "0.3.36"}')
 
