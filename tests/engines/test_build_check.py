@@ -118,3 +118,34 @@ def test_system_info_is_parsed_per_backend():
     parsed = build.parse_system_info("CPU : SSE3 = 1 | AVX512 = 0 | OPENMP = 1 | CUDA : ARCHS = 890 |")
     assert parsed == {"CPU": {"SSE3": "1", "AVX512": "0", "OPENMP": "1"}, "CUDA": {"ARCHS": "890"}}
     assert build.build_features("CPU : SSE3 = 1 | AVX512 = 0 | OPENMP = 1 |") == {"SSE3"}
+
+
+def test_idle_threads_counts_other_processes_not_this_one():
+    """charter's own finished work (training just before eval) must not make the next engine use
+    fewer threads; another process's does."""
+    import threading
+
+    from charter.engines.common import cpu_threads, idle_threads
+
+    if cpu_threads() < 2:
+        pytest.skip("needs two CPUs")
+    if idle_threads(window=0.5) < cpu_threads():
+        pytest.skip("other processes are using the CPUs already")
+    stop = threading.Event()
+    spinner = threading.Thread(target=lambda: [None for _ in iter(lambda: stop.is_set(), True)])
+    spinner.start()
+    try:
+        own_busy = idle_threads(window=0.5)
+    finally:
+        stop.set()
+        spinner.join()
+    other = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        import time
+
+        time.sleep(0.3)  # let it start spinning
+        other_busy = idle_threads(window=0.5)
+    finally:
+        other.kill()
+        other.wait()
+    assert other_busy < own_busy

@@ -63,6 +63,7 @@ class LlamaCppEngine:
         self.lora_scale = float(lora_scale)
         self.stats = EngineStats()
         threads = int(n_threads or idle_threads())
+        self.stats.extra["threads"] = threads
         if self.lora_path and not self.lora_path.is_file():  # before the slow part
             raise EngineError(f"engine '{name}': LoRA file {self.lora_path} does not exist; "
                               f"check the lora= path")

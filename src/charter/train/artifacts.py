@@ -75,6 +75,7 @@ def run_stage(out_dir: Path, record: dict, build_trainer: Callable[[Path], Any],
     from transformers import set_seed
 
     set_seed(record["settings"]["seed"])  # LoRA and score-head initialisation happen before the Trainer seeds
+    threads = _set_torch_threads()
     trainer = build_trainer(work / "checkpoints")
     _attach_callbacks(trainer, progress, callbacks or [])
     output = trainer.train(resume_from_checkpoint=last_checkpoint(work / "checkpoints"))
@@ -82,7 +83,7 @@ def run_stage(out_dir: Path, record: dict, build_trainer: Callable[[Path], Any],
     if is_main_process():
         shutil.rmtree(final, ignore_errors=True)  # left by a run killed while publishing
     trainer.save_model(str(final))  # every process: sharded (FSDP, DeepSpeed) models gather here
-    metrics = {**output.metrics, "global_step": trainer.state.global_step}
+    metrics = {**output.metrics, "global_step": trainer.state.global_step, "torch_threads": threads}
     if trainer.is_world_process_zero():
         _publish(final, out_dir, work, {**record, "metrics": metrics}, list(trainer.state.log_history))
     trainer.accelerator.wait_for_everyone()
@@ -96,6 +97,24 @@ def _publish(final: Path, out_dir: Path, work: Path, record: dict, history: list
         out_dir.rmdir()  # empty, checked before training
     os.replace(final, out_dir)
     shutil.rmtree(work, ignore_errors=True)
+
+
+def _set_torch_threads() -> int:
+    """torch's CPU threads for training: $CHARTER_TORCH_THREADS if set, else torch's default.
+
+    torch defaults to the physical cores, so on a VM whose 2 vCPUs are one hyperthreaded core it
+    trains on 1 thread while llama.cpp uses 2; whether 2 is faster there depends on the CPU (not
+    measured here: this project's AMD machines report one thread per core). `charter doctor` shows
+    both numbers."""
+    import torch
+
+    wanted = os.environ.get("CHARTER_TORCH_THREADS")
+    if wanted:
+        try:
+            torch.set_num_threads(max(1, int(wanted)))
+        except ValueError as exc:
+            raise CharterError(f"CHARTER_TORCH_THREADS must be a whole number, got {wanted!r}") from exc
+    return torch.get_num_threads()
 
 
 def is_main_process() -> bool:
