@@ -35,7 +35,7 @@ from charter.engines.common import (
     render_chat_template,
 )
 from charter.engines.llamacpp_batch import BatchedDecoder, Job
-from charter.engines.llamacpp_build import load_backends, require_working_build
+from charter.engines.llamacpp_build import installed_version, load_backends, require_working_build
 from charter.engines.llamacpp_convert import COMPUTE_TYPES, working_model
 from charter.engines.llamacpp_scoring import OptionScorer
 from charter.engines.sampling import sequence_rng
@@ -136,7 +136,7 @@ class LlamaCppEngine:
                 parts.append(f"lora:{self.lora_path.name}:sha256={file_fingerprint(self.lora_path)}"
                              f"@{self.lora_scale:g}")
             mode = "batched" if self._decoder else "single"
-            parts.append(f"llama-cpp-python=={_version()}:{mode}")
+            parts.append(f"llama-cpp-python=={installed_version()}:{mode}")
             self._fingerprint = "+".join(parts)
         return self._fingerprint
 
@@ -252,8 +252,3 @@ class LlamaCppEngine:
     def __exit__(self, *exc) -> None:
         self.close()
 
-
-def _version() -> str:
-    from importlib.metadata import version
-
-    return version("llama-cpp-python")

@@ -32,6 +32,7 @@ from pathlib import Path
 
 from charter.engines.common import cache_root
 from charter.errors import EngineError
+from charter.store import write_json_atomic
 
 PORTABLE_CMAKE_ARGS = "-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON"
 # Instruction sets the portable build reports in llama.cpp's system info, and no others (with
@@ -71,24 +72,23 @@ def library_folder() -> Path | None:
     return folder if folder.is_dir() else None
 
 
-def cpu_flags() -> frozenset[str]:
+def _cpuinfo(*keys: str) -> str | None:
+    """The first /proc/cpuinfo value whose key starts with one of `keys` (None off Linux)."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith(("flags", "Features")):
-                return frozenset(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return frozenset()
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
+            if line.startswith(keys):
                 return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return platform.processor() or platform.machine()
+    return None
+
+
+def cpu_flags() -> frozenset[str]:
+    return frozenset((_cpuinfo("flags", "Features") or "").split())
+
+
+def cpu_model() -> str:
+    return _cpuinfo("model name") or platform.processor() or platform.machine()
 
 
 def build_key() -> str:
@@ -224,7 +224,8 @@ def check_build(model: str | Path | None = None, *, use_cache: bool = True,
                            seconds)
     result = CheckResult(True, report["detail"], seconds, system_info=report["system_info"],
                          kind=report["kind"], extra=report.get("extra", {}))
-    _write_atomically(cached, json.dumps({k: v for k, v in asdict(result).items() if k != "cached"}))
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(cached, {k: v for k, v in asdict(result).items() if k != "cached"})
     return result
 
 
@@ -239,13 +240,6 @@ def _describe_failure(code: int, stderr: str) -> str:
             (f" ({where})" if where else "")
     last = next((line for line in reversed(stderr.strip().splitlines()) if line.strip()), "")
     return f"the one-token test generation failed (exit {code}): {last[:300]}"
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(f".{os.getpid()}.partial")
-    partial.write_text(text)
-    os.replace(partial, path)
 
 
 def require_working_build(model: str | Path | None = None) -> None:
@@ -275,7 +269,6 @@ def _self_test(model: str | None) -> dict:
     from charter.engines.llamacpp import LlamaCppEngine
     from charter.engines.registry import embedded_model_path
 
-    load_backends()
     path = Path(model) if model else embedded_model_path()
     messages = ({"role": "user", "content": "Say OK."},)
     texts = []
