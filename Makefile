@@ -49,7 +49,7 @@ lock:
 	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
 	.venv-lock/bin/pip install -q -U pip setuptools wheel
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) .venv-lock/bin/pip install \
-	  --no-cache-dir --no-binary llama-cpp-python -e '.[serve,dev]'
+	  --no-cache-dir --no-binary llama-cpp-python -c lock-holds.txt -e '.[serve,dev]'
 	{ echo "# Versions CI tested, written by 'make lock' ($$(date -u +%F)); make setup installs these."; \
 	  .venv-lock/bin/pip freeze --exclude-editable | sed 's/+cpu$$//'; } > $(LOCK)
 	rm -rf .venv-lock

@@ -1,11 +1,18 @@
 """Time LoRA SFT, DPO and export on the embedded model, side by side on the same machine.
 
     python bench/train_speed.py [--sft-examples 64] [--dpo-pairs 32] [--batch-size 4] [--out /tmp/bench_train]
+    python bench/train_speed.py --padding RUN_DIR [--steps 4]   # padded vs padding-free, side by side
 
 Writes small synthetic datasets, trains one epoch of each, exports f16 GGUF, and prints seconds,
 seconds per step and examples per second, plus the DPO/SFT cost ratio per example (DPO runs the
 policy on chosen and rejected, and the reference too, so expect roughly 3-4x). A benchmark, not a
 test: the numbers depend on the machine and on what else shares its CPU (compare CPU seconds then).
+
+--padding trains SFT and DPO on a finished run's own datasets (RUN_DIR/datasets, and the run's SFT
+adapter under DPO, as `charter run` does) for a few steps, padded and padding-free
+(train/unpadded.py), in the order padded, free, free, padded so drift hits both alike; it prints
+each trainer's seconds, the ratio, and the losses (the same computation: they agree up to float
+order and, under LoRA dropout, differently shaped dropout draws).
 """
 
 from __future__ import annotations
@@ -43,8 +50,36 @@ def timed(label: str, call):
     return result, seconds
 
 
+def compare_padding(run: Path, steps: int, out: Path) -> None:
+    from charter.train import DpoSettings, SftSettings, train_dpo, train_sft
+
+    trainers = {
+        "sft": lambda free, dest: train_sft(SftSettings(max_steps=steps, learning_rate=1e-3, padding_free=free),
+                                            [run / "datasets" / "sft.parquet"], dest),
+        "dpo": lambda free, dest: train_dpo(DpoSettings(max_steps=steps, learning_rate=2e-4, padding_free=free),
+                                            [run / "datasets" / "dpo.parquet"], dest,
+                                            sft_adapter=run / "train" / "sft"),
+    }
+    for kind, train in trainers.items():
+        seconds: dict[bool, list[float]] = {False: [], True: []}
+        for i, free in enumerate((False, True, True, False)):
+            dest = out / f"{kind}-{i}"
+            shutil.rmtree(dest, ignore_errors=True)
+            shutil.rmtree(dest.parent / f".{dest.name}.work", ignore_errors=True)
+            result = train(free, dest)
+            seconds[free].append(result.metrics["train_runtime"])
+            losses = [round(h["loss"], 4) for h in result.log_history if "loss" in h]
+            print(f"  {kind} {'padding-free' if free else 'padded'}: {seconds[free][-1]:.1f} s, losses {losses}",
+                  flush=True)
+        padded, free = sum(seconds[False]) / 2, sum(seconds[True]) / 2
+        print(f"{kind}: {steps} steps padded {padded:.1f} s, padding-free {free:.1f} s, "
+              f"ratio {padded / free:.2f}x", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
+    parser.add_argument("--padding", type=Path, help="a finished run folder: compare padded vs padding-free")
+    parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--sft-examples", type=int, default=64)
     parser.add_argument("--dpo-pairs", type=int, default=32)
     parser.add_argument("--batch-size", type=int, default=4)
@@ -55,6 +90,8 @@ def main() -> None:
     from charter.train.base_model import materialize_base
 
     out = Path(args.out)
+    if args.padding:
+        return compare_padding(args.padding, args.steps, out)
     shutil.rmtree(out, ignore_errors=True)
     sft_data, pref_data = write_data(out / "data", args.sft_examples, args.dpo_pairs)
     timed("base model ready (cached after the first run)", lambda: materialize_base(None))

@@ -125,6 +125,15 @@ def load_causal_lm(folder: Path, adapters: list[Path] = ()):
     return model
 
 
+def training_model(model, settings):
+    """The model as the trainers receive it: padding-free unless the settings turn that off."""
+    if getattr(settings, "padding_free", False):
+        from charter.train.unpadded import enable_unpadded_forward
+
+        enable_unpadded_forward(model)
+    return model
+
+
 def merge_adapter(model, adapter_dir: Path):
     from peft import PeftModel
 
