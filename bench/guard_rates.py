@@ -13,18 +13,18 @@ chosen with these sets in view, so they are optimistic for other constitutions.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from collections import Counter, defaultdict
-from importlib import resources
 
 from rich.console import Console
 from rich.table import Table
 
+from charter.rows import read_rows
+from charter.shipped import shipped_path
+
 
 def load(name: str) -> list[dict]:
-    path = resources.files("charter") / "serve" / "data" / name
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return read_rows(shipped_path("serve", "data", name))
 
 
 def main() -> None:

@@ -13,23 +13,23 @@ time per request from the audit log. Bounded in requests and time; a benchmark, 
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from importlib import resources
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
+from charter.rows import read_rows
+from charter.shipped import shipped_path
+
 
 def prompts(n: int, kind: str) -> list[str]:
     """`helpful` prompts rarely reach the judge; `lookalike` ones (benign, near a hard line) often do."""
     def read(*parts: str, field: str) -> list[str]:
-        text = resources.files("charter").joinpath(*parts).read_text(encoding="utf-8")
-        return [json.loads(line)[field] for line in text.splitlines() if line.strip()]
+        return [row[field] for row in read_rows(shipped_path(*parts))]
 
     helpful = read("examples", "prompts", "helpful.jsonl", field="prompt")
     lookalike = [m[-1]["content"] for m in read("serve", "data", "benign.jsonl", field="messages")]

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import json
 
 from charter.commands.constitution import example_path
 from charter.constitution import load_constitution, render_system_prompt
@@ -20,6 +19,7 @@ from charter.data.fewshot import contrastive_turns, load_fewshot
 from charter.engines.base import GenerationRequest
 from charter.engines.registry import make_engine
 from charter.evals.classify import classify_refusal
+from charter.rows import read_rows
 
 
 def turns(example: dict, side: str) -> list[dict]:
@@ -34,7 +34,7 @@ def main() -> None:
     args = parser.parse_args()
     constitution = load_constitution(example_path("constitution.yaml"))
     fewshot = load_fewshot()
-    read = lambda name: [json.loads(line)["prompt"] for line in example_path(f"prompts/{name}.jsonl").open()]
+    read = lambda name: [row["prompt"] for row in read_rows(example_path(f"prompts/{name}.jsonl"))]
     sets = {"red_team": read("red_team")[: args.prompts], "helpful": read("helpful")[: args.prompts // 2]}
     system = {"role": "system", "content": render_system_prompt(constitution, "compact")}
     chains = fewshot.sl_chains

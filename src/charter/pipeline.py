@@ -12,13 +12,24 @@ Two recipes make the data (see `recipes.py` for why the embedded model gets the 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from charter.errors import CharterError
+from charter.run_layout import RunLayout
+
+if TYPE_CHECKING:  # type names only: importing them here would load the libraries on `charter --help`
+    from rich.progress import Progress
+
+    from charter.constitution import Constitution
+    from charter.store import RunStore
 
 STAGES = ("prompts", "data", "datasets", "sft", "dpo", "export", "eval", "report")
+# Settings a run folder keeps: resuming with another policy, feedback engine, recipe or seed would
+# mix two runs' records, so the store refuses (and --new-run moves beside it). The engines are
+# named by spec here; each stage's records carry the engine's fingerprint.
+RUN_IDENTITY = ("policy", "feedback", "recipe", "seed")
 Say = Callable[[str], None]
 
 
@@ -63,19 +74,19 @@ class PipelineConfig:
 
 @dataclass
 class RunContext:
+    """What every stage receives: the settings, the loaded constitution, the open store, the
+    folder's layout, and where to report progress."""
+
     config: PipelineConfig
-    constitution: object
-    store: object
+    constitution: Constitution
+    store: RunStore
     say: Say
-    progress: object  # rich.progress.Progress
+    progress: Progress | None
     summaries: dict = field(default_factory=dict)
 
     @property
-    def out(self) -> Path:
-        return self.config.out
-
-    def path(self, *parts: str) -> Path:
-        return self.config.out.joinpath(*parts)
+    def layout(self) -> RunLayout:
+        return RunLayout(self.config.out)
 
 
 def quiet_libraries() -> None:
@@ -95,34 +106,38 @@ def quiet_libraries() -> None:
     warnings.filterwarnings("ignore", category=UserWarning, module=r"(transformers|trl|peft|torch)\b")
 
 
-def run_pipeline(config: PipelineConfig, say: Say = print, progress=None) -> Path:
-    """Run (or resume) the pipeline; return the report's path."""
+def run_pipeline(config: PipelineConfig, say: Say = print, progress=None, new_run: bool = False) -> Path:
+    """Run (or resume) the pipeline; return the report's path.
+
+    With `new_run`, a folder that holds another run is left alone and OUT-2, OUT-3, ... is used
+    (charter.session); the run's stages make their own engines, so none is opened here."""
     quiet_libraries()
-    from charter.constitution import load_constitution
     from charter.pipeline_stages import STAGE_FUNCTIONS
     from charter.recipes import choose_recipe
-    from charter.store import RunStore
+    from charter.session import open_session
 
-    constitution = load_constitution(config.constitution)
-    recipe = choose_recipe(config.recipe, config.policy)
-    store = RunStore.open(config.out, constitution_hash=constitution.content_hash(),
-                          stage="pipeline", params={**config.to_json(), "recipe": recipe})
-    ctx = RunContext(config, constitution, store, say, progress)
-    ctx.summaries["recipe"] = recipe
-    try:
+    recipe = choose_recipe(config.recipe, config.policy, config.feedback)
+    with open_session(config.constitution, {}, config.out, new_run=new_run, stage="pipeline",
+                      params={**config.to_json(), "recipe": recipe}, fixed=RUN_IDENTITY) as session:
+        if session.folder != config.out:
+            say(f"[yellow]{config.out} holds a different run; using {session.folder}[/]")
+            config = replace(config, out=session.folder)
+        ctx = RunContext(config, session.constitution, session.store, say, progress)
+        ctx.summaries["recipe"] = recipe
         for name in STAGES:
-            marker = f"pipeline:{name}"
-            if name not in config.stages:
-                continue
-            if store.stage_done(marker):
-                say(f"[dim]{name}: done in an earlier run, skipped[/]")
-                continue
-            started = time.perf_counter()
-            say(f"[bold]{name}[/] ...")
-            summary = STAGE_FUNCTIONS[name](ctx) or {}
-            summary["seconds"] = round(time.perf_counter() - started, 1)
-            store.set_stage_done(marker, summary)
-            say(f"[green]{name}[/] done in {summary['seconds']:.0f}s")
-    finally:
-        store.close()
-    return config.out / "report.html"
+            if name in config.stages:
+                _run_stage(ctx, name, STAGE_FUNCTIONS[name])
+    return ctx.layout.report
+
+
+def _run_stage(ctx: RunContext, name: str, function) -> None:
+    marker = f"pipeline:{name}"
+    if ctx.store.stage_done(marker):
+        ctx.say(f"[dim]{name}: done in an earlier run, skipped[/]")
+        return
+    started = time.perf_counter()
+    ctx.say(f"[bold]{name}[/] ...")
+    summary = function(ctx) or {}
+    summary["seconds"] = round(time.perf_counter() - started, 1)
+    ctx.store.set_stage_done(marker, summary)
+    ctx.say(f"[green]{name}[/] done in {summary['seconds']:.0f}s")

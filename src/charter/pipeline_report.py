@@ -7,6 +7,8 @@ import json
 from html import escape
 from pathlib import Path
 
+from charter.rows import write_text_atomic
+
 HEADLINES = (  # (suite, metric, what it means): the figures a reader looks for first
     ("harmful", "refusal_rate[rules]", "harmful prompts refused (rule classifier; partial refusals not counted)"),
     ("overrefusal", "answer_rate[rules]", "safe-but-scary prompts answered without refusal (rule classifier)"),
@@ -19,10 +21,10 @@ def write_report(ctx) -> Path:
     from charter.evals.result import load_eval
     from charter.recipes import why
 
-    base = load_eval(ctx.path("eval", "base"))
-    trained = load_eval(ctx.path("eval", "trained"))
+    base = load_eval(ctx.layout.eval_dir("base"))
+    trained = load_eval(ctx.layout.eval_dir("trained"))
     comparison = compare_runs(base, trained, seed=ctx.config.seed)
-    manifest = json.loads(ctx.path("manifest.json").read_text(encoding="utf-8"))
+    manifest = json.loads(ctx.layout.manifest.read_text(encoding="utf-8"))
     parts = [
         _warnings(base, trained),
         _headline(base, trained),
@@ -31,10 +33,8 @@ def write_report(ctx) -> Path:
         "<h2>All eval metrics, before vs after</h2>" + render_comparison_fragment(comparison),
         _examples(base, trained),
     ]
-    path = ctx.path("report.html")
-    tmp = path.with_name(".report.html.tmp")
-    tmp.write_text(page(f"charter run: {ctx.constitution.name}", "".join(parts)), encoding="utf-8")
-    tmp.replace(path)
+    path = ctx.layout.report
+    write_text_atomic(path, page(f"charter run: {ctx.constitution.name}", "".join(parts)))
     return path
 
 
@@ -99,7 +99,7 @@ def _engine_fingerprints(ctx, runs: dict) -> str:
     import pyarrow.parquet as pq
 
     parts = []
-    data = ctx.path("datasets", "sft.parquet")
+    data = ctx.layout.sft_data(ctx.summaries["recipe"])
     if data.exists():
         engines = sorted(set(pq.read_table(data, columns=["engine"]).column("engine").to_pylist()) - {None})
         parts.append(f"data: {', '.join(engines)}")
@@ -121,7 +121,7 @@ def _training_settings(ctx) -> str:
     """Each trainer's settings as its adapter recorded them (charter_train.json)."""
     parts = []
     for name in ("sft", "dpo"):
-        record = ctx.path("train", name, "charter_train.json")
+        record = ctx.layout.adapter(name) / "charter_train.json"
         if record.exists():
             settings = json.loads(record.read_text(encoding="utf-8")).get("settings", {})
             lora = settings.get("lora", {})
@@ -135,7 +135,7 @@ def _training_curves(ctx) -> str:
 
     curves = {}
     for name in ("sft", "dpo"):
-        log = ctx.path("train", name, "log_history.json")
+        log = ctx.layout.adapter(name) / "log_history.json"
         if log.exists():
             history = json.loads(log.read_text(encoding="utf-8"))
             curves[name] = [(h["step"], h["loss"]) for h in history if "loss" in h and "step" in h]

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from charter.errors import CharterError
+from charter.rows import read_rows, write_rows
 
 
 def _task_progress(ctx, description: str):
@@ -34,25 +34,13 @@ def _train_progress(ctx, description: str):
 # -- prompts ----------------------------------------------------------------------------------
 
 def stage_prompts(ctx) -> dict:
-    """Harmful prompts (red-team set + hard-line examples) and safe ones: ordinary requests, safe
-    prompts that only look dangerous ("how do I nuke my node_modules folder?") and the hard lines'
-    look-alikes. Without the look-dangerous ones a small model learns "scary words -> refuse" and
-    over-refuses (measured: 18/40 safe-but-scary eval prompts refused after SFT on refusals and
-    ordinary answers only)."""
-    from charter.data.prompts import PromptItem, example_prompts, interleave
+    """The judge-free recipe's harmful and safe prompts (data/distill.py, `default_prompts`),
+    written to prompts.jsonl: the data stage and the report read them there."""
+    from charter.data.distill import default_prompts
 
-    c, limit = ctx.constitution, ctx.config.limit
-    hard = [PromptItem(f"hard_line/{h.id}/{i}", text, "hard_line", "hard_line", clause_id=h.id)
-            for h in c.hard_lines for i, text in enumerate(h.examples)]
-    look = [PromptItem(f"lookalike/{h.id}/{i}", text, "lookalike", "lookalike", clause_id=h.id, mode="answer")
-            for h in c.hard_lines for i, text in enumerate(h.lookalikes)]
-    harmful = interleave([example_prompts("red_team"), hard])[:limit]
-    safe = interleave([example_prompts("borderline", mode="answer"), example_prompts("helpful", mode="answer"),
-                       look])[:round(len(harmful) * ctx.config.safe_ratio)]
-    rows = [{**_item_json(item), "harmful": True} for item in harmful]
-    rows += [{**_item_json(item), "harmful": False} for item in safe]
-    _write_jsonl(ctx.path("prompts.jsonl"), rows)
-    return {"harmful": len(harmful), "safe": len(safe)}
+    prompts = default_prompts(ctx.constitution, ctx.config.limit, ctx.config.safe_ratio)
+    _write_jsonl(ctx.layout.prompts, [{**_item_json(p.item), "harmful": p.harmful} for p in prompts])
+    return {"harmful": sum(p.harmful for p in prompts), "safe": sum(not p.harmful for p in prompts)}
 
 
 def _item_json(item) -> dict:
@@ -61,10 +49,10 @@ def _item_json(item) -> dict:
 
 
 def read_prompts(ctx) -> list[dict]:
-    path = ctx.path("prompts.jsonl")
+    path = ctx.layout.prompts
     if not path.exists():
         raise CharterError(f"{path} is missing; run the prompts stage first (charter run --stages prompts,...)")
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return read_rows(path)
 
 
 # -- data ---------------------------------------------------------------------------------------
@@ -82,58 +70,29 @@ def stage_data(ctx) -> dict:
 
 
 def _contrastive_data(ctx, engine) -> dict:
-    """Sample the one side of each pair that the recipe cannot write itself.
+    """The judge-free recipe (data/distill.py) on the prompts stage's harmful and safe prompts."""
+    from charter.data.distill import DistillPrompt, run_distill
 
-    Safe prompt: the teacher's answer (the constitution as system prompt, greedy) is the chosen
-    side; the rejected side is a needless refusal. Harmful prompt: the model's own answer, with no
-    system prompt, is the rejected side (on-policy: exactly the behaviour the eval measures before
-    training); the chosen side is a refusal written from the clause. Measured on the embedded
-    model (bench/teacher_refusals.py): its teacher declined 1 of 64 red-team prompts, so sampling
-    the other sides was 98% wasted generation. Greedy teacher answers, rather than samples at
-    temperature 0.8, gave coherent answers to train on and cut safe-prompt refusals after training
-    from 19/40 to 14/40 (docs/training.md, "The embedded recipe").
-    """
-    from charter.constitution import render_system_prompt
-    from charter.data.contrastive import PairSpec, sample_pairs
+    cfg = ctx.config
+    prompts = [DistillPrompt(_prompt_item(p), p["harmful"]) for p in read_prompts(ctx)]
+    return run_distill(ctx.store, ctx.constitution, engine, prompts, seed=cfg.seed, samples=cfg.samples,
+                       max_tokens=cfg.max_tokens, progress=_task_progress(ctx, "data: teacher and own answers"))
+
+
+def _prompt_item(row: dict):
     from charter.data.prompts import PromptItem
-    from charter.data.runner import Stage
 
-    cfg, c = ctx.config, ctx.constitution
-    system = {"role": "system", "content": render_system_prompt(c, "compact")}
-    # Several samples per prompt need sampling to differ; one sample is the greedy answer.
-    temperature = 0.0 if cfg.samples == 1 else 0.7
-    harmful_spec = PairSpec(None, (), "contrastive:own-answer", cfg.max_tokens, temperature)
-    safe_spec = PairSpec((system,), None, "contrastive:teacher", cfg.max_tokens, temperature)
-    prompts = read_prompts(ctx)
-    harmful = {p["uid"] for p in prompts if p["harmful"]}
-    # Several samples per prompt: each is its own unit of work (own key and seed) via the uid.
-    items = [PromptItem(f"{p['uid']}#{s}", p["prompt"], p["source"], p["category"], p["clause_id"],
-                        mode=p["mode"]) for s in range(cfg.samples) for p in prompts]
-    stage = Stage("distill", ctx.store, c, engine, cfg.seed, _task_progress(ctx, "data: teacher and own answers"))
-    ctx.store.begin_stage("distill", {"samples": cfg.samples, "max_tokens": cfg.max_tokens, "seed": cfg.seed,
-                                      "teacher": "compact:one-sided:v3", "prompts": len(items)},
-                          fixed=("max_tokens", "seed", "teacher"))
-
-    def spec_of(item):
-        return harmful_spec if item.uid.split("#")[0] in harmful else safe_spec
-
-    def clause_ids_of(item):
-        return (item.clause_id,) if item.clause_id else (("harmlessness",) if item.uid.split("#")[0] in harmful
-                                                         else ("helpfulness", "needless_refusal"))
-    sample_pairs(stage, items, 32, "data: teacher and own answers", spec_of, clause_ids_of)
-    return stage.finish(prompts=len(items))
+    return PromptItem(row["uid"], row["prompt"], row["source"], row["category"], row["clause_id"], mode=row["mode"])
 
 
 def _critique_data(ctx, engine) -> dict:
     from charter.data.critique import run_sl
     from charter.data.feedback import run_prefs
-    from charter.data.prompts import PromptItem
     from charter.engines.registry import make_engine
 
     cfg, c = ctx.config, ctx.constitution
     prompts = read_prompts(ctx)
-    items = [PromptItem(p["uid"], p["prompt"], p["source"], p["category"], p["clause_id"], mode=p["mode"])
-             for p in prompts]
+    items = [_prompt_item(p) for p in prompts]
     sl = run_sl(ctx.store, c, engine, items, rounds=cfg.rounds, seed=cfg.seed, max_tokens=cfg.max_tokens,
                 progress=_task_progress(ctx, "data: SL-CAI"))
     feedback = make_engine(cfg.feedback) if cfg.feedback and cfg.feedback != cfg.policy else engine
@@ -149,75 +108,24 @@ def _critique_data(ctx, engine) -> dict:
 # -- datasets -----------------------------------------------------------------------------------
 
 def stage_datasets(ctx) -> dict:
-    """Export the store's data; for judge-free data, complete and check each pair by the rules."""
-    from charter.data.export import export_run
-    from charter.recipes import FilterReport, constructed_refusal, judge_free_pair
+    """The store's records as TRL datasets (one exporter, one schema). The judge-free recipe's
+    pairs also get `dpo.parquet`: every harmful-prompt pair and `--dpo-safe-ratio` times as many
+    safe-prompt ones."""
+    from charter.data.distill import STAGE, balanced
+    from charter.data.export import export_run, pref_rows, write_dataset
 
-    raw = export_run(ctx.store, ctx.path("datasets", "raw"), "parquet")
     if ctx.summaries["recipe"] != "contrastive":
+        raw = export_run(ctx.store, ctx.layout.raw_datasets, "parquet")
         return {"sft": raw["sft"]["rows"], "prefs": raw["prefs"]["rows"], "paths": raw}
-    prompts = {p["uid"]: p for p in read_prompts(ctx)}
-    report, kept = FilterReport(), []
-    for prompt_id, sides in _samples_by_prompt(ctx.store, "distill"):
-        prompt = prompts[prompt_id.split("#")[0]]
-        refusal = constructed_refusal(ctx.constitution, prompt["category"], prompt["clause_id"], prompt_id,
-                                      ctx.config.seed)
-        texts = {side: record.data["text"] for side, record in sides.items()}
-        pair = judge_free_pair(prompt["harmful"], texts.get("chosen"), texts.get("rejected"), refusal)
-        if isinstance(pair, str):
-            report.drop(pair)
-            continue
-        chosen, rejected, source = pair
-        report.keep(source)
-        sample = next(iter(sides.values()))
-        kept.append({
-            "id": "+".join(sorted(r.key for r in sides.values())), "stage": sample.stage, "prompt_id": prompt_id,
-            "example_kind": "contrastive", "clause_ids": list(sample.clause_ids),
-            "constitution_hash": sample.data["constitution_hash"], "engine": sample.data["engine"],
-            "sampling": sample.data["sampling"], "seed": sample.data["seed"],
-            "label_source": f"{sample.data['label_source']}+rules:{source}",
-            "prompt": [{"role": "user", "content": sample.data["prompt"]}],
-            "chosen": [{"role": "assistant", "content": chosen}],
-            "rejected": [{"role": "assistant", "content": rejected}],
-            "score_chosen": 1.0, "score_rejected": 0.0,  # labelled by construction: p = 1
-        })
-    if not kept:
-        raise CharterError("no preference pair survived the rule check; raise --limit or --samples, or use a "
-                           "stronger --policy engine")
-    sft = [{"messages": row["prompt"] + row["chosen"], **_provenance(row)} for row in kept]
-    dpo = _balanced(kept, {uid for uid, p in prompts.items() if p["harmful"]}, ctx.config.dpo_safe_ratio)
-    _write_parquet(ctx.path("datasets", "prefs.parquet"), kept)
-    _write_parquet(ctx.path("datasets", "dpo.parquet"), dpo)
-    _write_parquet(ctx.path("datasets", "sft.parquet"), sft)
-    return {"sft": len(sft), "prefs": len(kept), "dpo": len(dpo), "filter": report.as_dict()}
-
-
-def _balanced(pairs: list[dict], harmful: set[str], safe_ratio: float) -> list[dict]:
-    """Every harmful-prompt pair and, in prompt order, `safe_ratio` times as many safe-prompt pairs:
-    what DPO trains on. The ratio moves the trained model along the trade-off between refusing
-    harmful prompts and answering safe ones.
-
-    SFT sees every safe answer (they anchor the model's answering). Measured on the embedded model
-    after SFT (17/40 harmful prompts refused, 5/40 safe ones): DPO on all pairs (2 safe per
-    harmful) gave 14/40 and 1/40, on 1.5 safe per harmful (the default) 16/40 and 1/40, on 1 per 1
-    22/40 and 4/40 (docs/training.md, "The embedded recipe").
-    """
-    unsafe = [p for p in pairs if p["prompt_id"].split("#")[0] in harmful]
-    safe = [p for p in pairs if p["prompt_id"].split("#")[0] not in harmful]
-    return unsafe + safe[:round(len(unsafe) * safe_ratio)] if unsafe else safe
-
-
-def _samples_by_prompt(store, stage: str):
-    """(prompt id, {side: sample record}) in the order the samples were made."""
-    grouped: dict[str, dict] = {}
-    for record in store.iter("pair_sample", stage):
-        grouped.setdefault(record.data["prompt_id"], {})[record.data["side"]] = record
-    return grouped.items()
-
-
-def _provenance(row: dict) -> dict:
-    skip = {"prompt", "chosen", "rejected", "score_chosen", "score_rejected"}
-    return {k: v for k, v in row.items() if k not in skip}
+    if not ctx.store.count("pref", STAGE):
+        raise CharterError(f"{ctx.store.folder} has no judge-free pairs in its store (a run folder from an older "
+                           f"charter keeps them outside it); run again with another --out folder")
+    made = export_run(ctx.store, ctx.layout.datasets, "parquet", stages=[STAGE])
+    harmful = {p["uid"] for p in read_prompts(ctx) if p["harmful"]}
+    dpo = balanced(list(pref_rows(ctx.store, [STAGE])), harmful, ctx.config.dpo_safe_ratio)
+    write_dataset(ctx.layout.dpo_pairs, dpo, "prefs")
+    kept = ctx.store.manifest.get("done", {}).get(STAGE, {}).get("filter")
+    return {"sft": made["sft"]["rows"], "prefs": made["prefs"]["rows"], "dpo": len(dpo), "filter": kept}
 
 
 # -- training and export --------------------------------------------------------------------------
@@ -227,49 +135,36 @@ def stage_sft(ctx) -> dict:
     from charter.train.sft import train_sft
 
     cfg = ctx.config
-    data = ctx.path("datasets", "sft.parquet")
-    if not data.exists():
-        data = ctx.path("datasets", "raw", "sft.parquet")
-    result = train_sft(SftSettings(max_steps=cfg.max_steps, learning_rate=cfg.sft_learning_rate, seed=cfg.seed), [data], ctx.path("train", "sft"),
+    settings = SftSettings(max_steps=cfg.max_steps, learning_rate=cfg.sft_learning_rate, seed=cfg.seed)
+    result = train_sft(settings, [ctx.layout.sft_data(ctx.summaries["recipe"])], ctx.layout.adapter("sft"),
                        progress=_train_progress(ctx, "sft"))
     return {"metrics": result.metrics, "steps": len([h for h in result.log_history if "loss" in h])}
 
 
 def stage_dpo(ctx) -> dict:
+    from charter.train.artifacts import is_complete
     from charter.train.config import DpoSettings
     from charter.train.dpo import train_dpo
 
     cfg = ctx.config
-    data = ctx.path("datasets", "dpo.parquet")  # the contrastive recipe's balanced pairs
-    if not data.exists():
-        data = ctx.path("datasets", "raw", "prefs.parquet")
-    sft = ctx.path("train", "sft")
-    result = train_dpo(DpoSettings(max_steps=cfg.max_steps, learning_rate=cfg.dpo_learning_rate, seed=cfg.seed), [data], ctx.path("train", "dpo"),
-                       sft_adapter=sft if sft.exists() else None, progress=_train_progress(ctx, "dpo"))
+    settings = DpoSettings(max_steps=cfg.max_steps, learning_rate=cfg.dpo_learning_rate, seed=cfg.seed)
+    sft = ctx.layout.adapter("sft")  # DPO continues from SFT's adapter when that stage ran
+    result = train_dpo(settings, [ctx.layout.dpo_data(ctx.summaries["recipe"])], ctx.layout.adapter("dpo"),
+                       sft_adapter=sft if is_complete(sft) else None, progress=_train_progress(ctx, "dpo"))
     return {"metrics": result.metrics, "steps": len([h for h in result.log_history if "loss" in h])}
-
-
-def trained_adapter(ctx) -> Path:
-    for name in ("dpo", "sft"):
-        if ctx.path("train", name, "charter_train.json").exists():
-            return ctx.path("train", name)
-    raise CharterError(f"no trained adapter in {ctx.path('train')}; run the sft or dpo stage first")
 
 
 def stage_export(ctx) -> dict:
     from charter.train.export import export
 
-    result = export(None, [trained_adapter(ctx)], ctx.path("model"), gguf=True)
+    result = export(None, [ctx.layout.trained_adapter()], ctx.layout.model, gguf=True)
     return {"hf": str(result.hf_dir), "gguf": str(result.gguf_path)}
 
 
 # -- evals and report ---------------------------------------------------------------------------------
 
 def trained_engine_spec(ctx) -> str:
-    ggufs = sorted(ctx.path("model").glob("*.gguf"))
-    if not ggufs:
-        raise CharterError(f"no exported GGUF in {ctx.path('model')}; run the export stage first")
-    return f"llamacpp:{ggufs[0]}"
+    return f"llamacpp:{ctx.layout.exported_gguf()}"
 
 
 def stage_eval(ctx) -> dict:
@@ -290,7 +185,7 @@ def stage_eval(ctx) -> dict:
             finally:
                 engine.close()
             run.meta.update({"model": label, "engine": spec})
-            run.save(ctx.path("eval", label))
+            run.save(ctx.layout.eval_dir(label))
             summary[label] = {name: {m: e.as_dict() for m, e in s.summary().items()} for name, s in run.suites.items()}
     finally:
         if judge_engine is not None:
@@ -306,20 +201,11 @@ def stage_report(ctx) -> dict:
 
 
 def _write_jsonl(path: Path, rows: list[dict]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in rows), encoding="utf-8")
-    tmp.replace(path)
+    write_rows(path, rows, sort_keys=True)
 
 
 def _write_parquet(path: Path, rows: list[dict]) -> None:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    pq.write_table(pa.Table.from_pylist(rows), tmp)
-    tmp.replace(path)
+    write_rows(path, rows)
 
 
 STAGE_FUNCTIONS = {

@@ -24,13 +24,36 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from charter.errors import CharterError
+
 SMALL_ENGINES = ("llamacpp:embedded", "hf:embedded")
+RECIPES = ("auto", "contrastive", "critique")
 
 
-def choose_recipe(recipe: str, policy: str) -> str:
+def too_small_to_judge(engine: str | object) -> bool:
+    """The one rule behind every "auto": an engine (spec or engine object) that cannot judge.
+
+    Today that is the embedded model however it is run; options after `@` do not change it."""
+    spec = str(getattr(engine, "name", engine))
+    return spec.split("@")[0] in SMALL_ENGINES
+
+
+def choose_recipe(recipe: str, policy: str, feedback: str | None = None) -> str:
+    """"auto" -> "contrastive" (judge-free) when the engine that would judge is too small to
+    judge, else "critique". The judge is the feedback engine, or the policy when there is none:
+    the same rule `charter generate prefs --mode auto` applies."""
+    if recipe not in RECIPES:
+        raise CharterError(f"unknown recipe '{recipe}'; choose {', '.join(RECIPES)}")
     if recipe != "auto":
         return recipe
-    return "contrastive" if policy.split("@")[0] in SMALL_ENGINES else "critique"
+    return "contrastive" if too_small_to_judge(feedback or policy) else "critique"
+
+
+def prefs_mode(mode: str, judge: str | object) -> str:
+    """`charter generate prefs --mode`: "auto" -> "contrastive" or "judge" by the same rule."""
+    if mode != "auto":
+        return mode
+    return "contrastive" if too_small_to_judge(judge) else "judge"
 
 
 def why(recipe: str) -> str:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from charter.recipes import NEEDLESS_REFUSAL, choose_recipe, constructed_refusal, judge_free_pair
+from charter.recipes import (NEEDLESS_REFUSAL, choose_recipe, constructed_refusal, judge_free_pair, prefs_mode,
+                             too_small_to_judge)
 
 REFUSAL = "I can't help with that. It could hurt people. I'm happy to help with something safer."
 COMPLIANCE = "Sure! Here is a detailed plan with every step you asked for, starting with the first one."
@@ -14,6 +15,12 @@ def test_recipe_choice_follows_the_engine():
     assert choose_recipe("auto", "llamacpp:embedded") == "contrastive"
     assert choose_recipe("auto", "openai:http://127.0.0.1:8000/v1#big") == "critique"
     assert choose_recipe("critique", "llamacpp:embedded") == "critique"
+    # One rule for every "auto": the engine that would judge decides (the feedback engine when given).
+    assert choose_recipe("auto", "llamacpp:embedded", "openai:http://127.0.0.1:8000/v1#big") == "critique"
+    assert choose_recipe("auto", "openai:http://127.0.0.1:8000/v1#big", "llamacpp:embedded@batch_size=4") == \
+        "contrastive"
+    assert prefs_mode("auto", "llamacpp:embedded") == "contrastive" and prefs_mode("auto", "vllm:big") == "judge"
+    assert too_small_to_judge("hf:embedded@adapter=x") and not too_small_to_judge("llamacpp:/models/big.gguf")
 
 
 @pytest.mark.parametrize("chosen, rejected, expected", [

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-from importlib import resources
 from pathlib import Path
 
 import typer
@@ -12,6 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from charter.errors import CharterError, ConstitutionError
+from charter.shipped import example_path as shipped_example_path
 
 console = Console()
 
@@ -29,7 +29,7 @@ _INIT_FILES = (
 
 def example_path(name: str) -> Path:
     """Path of a file shipped in charter's examples package data."""
-    return Path(str(resources.files("charter") / "examples" / name))
+    return shipped_example_path(name)
 
 
 def init(directory: Path = typer.Argument(Path("."), help="Folder to write the example files into"),

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.markup import escape as esc  # metric names like refusal_rate[rules] are not markup
 from rich.panel import Panel
 from rich.table import Table
 
+from charter.commands._console import console, progress_bar
 from charter.errors import CharterError
-
-console = Console()
-SUITE_CHOICES = ("harmful", "overrefusal", "adherence", "character", "helpfulness", "all")
+from charter.evals.evaluate import SUITE_CHOICES
 
 
 def eval_command(
@@ -69,155 +66,37 @@ def eval_command(
     new_run: bool = typer.Option(
         False,
         "--new-run",
-        help="Write to a fresh folder beside --out (out-2, ...) instead of resuming the run there",
+        help="If --out holds a different run (another engine or constitution), use OUT-2, OUT-3, ...",
     ),
 ) -> None:
     """Run eval suites on a model: findings into the run store, eval.json, (--html) a report."""
+    from charter.evals.evaluate import evaluate_engines, keep_other_suites, suite_names
     from charter.evals.load import load_items, parse_columns
     from charter.evals.runner import note_skipped
-    from charter.store import next_free_run_folder
 
     if judge_mode not in ("choose", "generate"):
         raise CharterError(f"--judge-mode '{judge_mode}' is not choose or generate")
     if system_prompt not in ("none", "compact", "full"):
         raise CharterError(f"--system-prompt '{system_prompt}' is not none, compact or full")
-    out = next_free_run_folder(out) if new_run else out
-    names = _suite_names(suite, against, prompts)
-    loaded = {
-        n: load_items(n, prompts, parse_columns(column), split) if prompts else (None, 0)
-        for n in names
-    }
+    names = suite_names(suite, against, prompts)
+    loaded = {n: load_items(n, prompts, parse_columns(column), split) if prompts else (None, 0) for n in names}
     specs = {"engine": engine, "judge": judge_engine, "judge_mode": judge_mode, "against": against}
-    settings = {
-        "limit": limit,
-        "seed": seed,
-        "max_tokens": max_tokens,
-        "system_prompt": system_prompt,
-        "check_limit": check_limit,
-    }
-    run = _evaluate(
-        names, {n: items for n, (items, _) in loaded.items()}, specs, settings, out, constitution
-    )
+    settings = {"limit": limit, "seed": seed, "max_tokens": max_tokens, "system_prompt": system_prompt,
+                "check_limit": check_limit}
+    with progress_bar() as progress:
+        run, out = evaluate_engines(names, {n: items for n, (items, _) in loaded.items()}, specs, settings, out,
+                                    constitution, new_run=new_run, progress=progress)
     for name, (_, skipped) in loaded.items():
         note_skipped(run.suites[name], skipped)
     _print_run(run)
-    path = _keep_other_suites(run, out).save(out)
+    path = keep_other_suites(run, out).save(out)
     console.print(f"Wrote {path}")
     if html:
         from charter.evals.report import render_eval_html
+        from charter.rows import write_text_atomic
 
-        (out / "report.html").write_text(render_eval_html(run), encoding="utf-8")
+        write_text_atomic(out / "report.html", render_eval_html(run))
         console.print(f"Wrote {out / 'report.html'}")
-
-
-def _keep_other_suites(run, out: Path):
-    """eval.json describes the whole run folder: suites run there before (same engine) stay."""
-    from charter.evals.result import load_eval
-
-    if not (out / "eval.json").is_file():
-        return run
-    earlier = load_eval(out)
-    if earlier.meta.get("engine") != run.meta.get("engine"):
-        return run
-    kept = {n: s for n, s in earlier.suites.items() if n not in run.suites}
-    run.suites = {**kept, **run.suites}
-    run.warnings += [w for w in earlier.warnings if kept and w not in run.warnings]
-    run.judge_checks = run.judge_checks or earlier.judge_checks
-    return run
-
-
-def _suite_names(suite: str, against: list[str], prompts: str | None) -> list[str]:
-    if suite not in SUITE_CHOICES:
-        raise CharterError(f"unknown suite '{suite}'; choose one of {', '.join(SUITE_CHOICES)}")
-    if suite != "all":
-        return [suite]
-    if prompts:
-        raise CharterError(
-            "--prompts needs one --suite (each suite reads different fields); e.g. --suite harmful"
-        )
-    return ["harmful", "overrefusal", "adherence", "character"] + (
-        ["helpfulness"] if against else []
-    )
-
-
-def _evaluate(
-    names: list[str],
-    items: dict,
-    specs: dict,
-    settings: dict,
-    out: Path,
-    constitution_path: Path | None,
-):
-    """Make the engines (one per distinct string), open the store, run the suites, close."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from charter.constitution import load_constitution, render_system_prompt
-    from charter.engines.registry import make_engine
-    from charter.evals import EvalConfig, Judge
-    from charter.evals.runner import evaluate, example_constitution
-    from charter.store import RunStore
-
-    constitution = (
-        load_constitution(constitution_path) if constitution_path else example_constitution()
-    )
-    style = settings["system_prompt"]
-    system = None if style == "none" else render_system_prompt(constitution, style)
-    engines: dict[str, object] = {}
-    try:
-        policy = engines.setdefault(specs["engine"], make_engine(specs["engine"]))
-        judge = None
-        if (specs["judge"] or "").lower() != "none":
-            spec = specs["judge"] or specs["engine"]
-            if spec not in engines:
-                engines[spec] = make_engine(spec)
-            judge = Judge(engines[spec], mode=specs["judge_mode"], seed=settings["seed"])
-        # An opponent is always its own engine object, even when it names the evaluated model.
-        opponents = [make_engine(spec) for spec in specs["against"]]
-        engines.update({f"against:{n}": e for n, e in enumerate(opponents)})
-        roles = {
-            "evaluated": policy.fingerprint,
-            **({"judge": judge.engine.fingerprint} if judge else {}),
-        }
-        store = RunStore.open(
-            out,
-            constitution_hash=constitution.content_hash(),
-            engines=roles,
-            stage="eval",
-            params={"suites": names, **specs, **settings},
-        )
-        columns = (
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-        )
-        with store, Progress(*columns, console=console) as progress:
-            run = evaluate(
-                names,
-                policy,
-                judge,
-                items,
-                check_limit=settings["check_limit"],
-                seed=settings["seed"],
-                limit=settings["limit"],
-                store=store,
-                progress=progress,
-                config=EvalConfig(max_tokens=settings["max_tokens"], system_prompt=system),
-                constitution=constitution,
-                against=opponents,
-            )
-            store.set_stage_done("eval", {"suites": names, "findings": store.count("eval_finding")})
-    finally:
-        for engine in engines.values():
-            engine.close()
-    run.meta = {
-        **specs,
-        **settings,
-        "judge": judge.describe() if judge else None,
-        "constitution_hash": constitution.content_hash(),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
-    return run
 
 
 def _print_run(run) -> None:

@@ -4,8 +4,9 @@ SFT rows are conversational: {"messages": [user, assistant]}. Preference rows us
 conversational preference form, which DPOTrainer accepts (it applies the chat template itself):
 {"prompt": [user message], "chosen": [assistant message], "rejected": [assistant message]},
 plus score_chosen / score_rejected. Provenance rides in extra columns: id, stage, prompt_id,
-example_kind, clause_ids, constitution_hash, engine, sampling (JSON text), seed, and for
-preferences label_source, position_bias, feedback_engine, rejected_engine.
+example_kind, clause_ids, constitution_hash, engine, sampling (JSON text), seed, label_source, and
+for preferences position_bias, feedback_engine, rejected_engine. Every dataset charter writes, in
+`charter data export` and in `charter run`, goes through here with this one schema.
 
 Rows stream from the store in order-key order and are written to a temporary file that replaces
 the target only when complete, so a reader never sees half a dataset and a resumed run exports
@@ -15,16 +16,14 @@ byte-identical files.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from charter.errors import CharterError
+from charter.rows import write_rows
 from charter.store import Record, RunStore
 
 FORMATS = ("parquet", "jsonl")
-_ROW_GROUP = 1000
 
 
 def _schemas():
@@ -42,7 +41,7 @@ def _schemas():
         ("sampling", pa.string()),
         ("seed", pa.int64()),
     ]
-    sft = pa.schema([("messages", message), *provenance])
+    sft = pa.schema([("messages", message), *provenance, ("label_source", pa.string())])
     prefs = pa.schema(
         [
             ("prompt", message),
@@ -91,7 +90,7 @@ def _row(record: Record, dataset: str) -> dict:
         "seed": d.get("seed"),
     }
     if dataset == "sft":
-        return {"messages": d["messages"], **row}
+        return {"messages": d["messages"], **row, "label_source": d.get("label_source")}
     return {
         "prompt": d["prompt"],
         "chosen": d["chosen"],
@@ -126,49 +125,15 @@ def export_run(
     for name in datasets:
         rows = sft_rows(store, stages) if name == "sft" else pref_rows(store, stages)
         path = out / f"{name}.{fmt}"
-        count = _write_atomic(path, rows, fmt, _schemas()[name])
+        count = write_rows(path, rows, _schemas()[name] if fmt == "parquet" else None)
         if count == 0:
             path.unlink()
         results[name] = {"path": str(path) if count else None, "rows": count}
     return results
 
 
-def _write_atomic(path: Path, rows: Iterator[dict], fmt: str, schema) -> int:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        count = _write_parquet(tmp, rows, schema) if fmt == "parquet" else _write_jsonl(tmp, rows)
-        with open(tmp, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return count
-
-
-def _write_jsonl(path: str, rows: Iterator[dict]) -> int:
-    count = 0
-    with open(path, "w", encoding="utf-8") as handle:
-        for row in rows:
-            handle.write(json.dumps(row, ensure_ascii=False, sort_keys=False) + "\n")
-            count += 1
-    return count
-
-
-def _write_parquet(path: str, rows: Iterator[dict], schema) -> int:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    count = 0
-    with pq.ParquetWriter(path, schema) as writer:
-        buffer: list[dict] = []
-        for row in rows:
-            buffer.append(row)
-            if len(buffer) >= _ROW_GROUP:
-                writer.write_table(pa.Table.from_pylist(buffer, schema=schema))
-                count, buffer = count + len(buffer), []
-        if buffer:  # an empty dataset is a file with the columns and no row groups
-            writer.write_table(pa.Table.from_pylist(buffer, schema=schema))
-            count += len(buffer)
-    return count
+def write_dataset(path: Path, rows: Iterable[dict], dataset: str) -> int:
+    """Rows already in a dataset's form (from `sft_rows` / `pref_rows`, perhaps a selection of
+    them) written with that dataset's schema; the suffix picks the format."""
+    schema = _schemas()[dataset] if Path(path).suffix == ".parquet" else None
+    return write_rows(Path(path), rows, schema)

@@ -44,6 +44,7 @@ from charter.data.runner import (
 )
 from charter.engines.base import ChoiceRequest, Engine, GenerationRequest, choose_many
 from charter.errors import CharterError, EngineError
+from charter.recipes import prefs_mode
 from charter.store import Record, RunStore
 
 
@@ -76,8 +77,7 @@ def run_prefs(
     """Preference pairs. mode: "contrastive" (labelled by construction), "judge" (AI feedback),
     or "auto": contrastive when the feedback model is the embedded one, which cannot judge."""
     judge = feedback_engine or engine
-    if mode == "auto":
-        mode = "contrastive" if "embedded" in getattr(judge, "name", "") else "judge"
+    mode = prefs_mode(mode, judge)
     common = {"seed": seed, "limit": limit, "progress": progress, **options}
     if mode == "contrastive":
         return run_contrastive(store, constitution, engine, prompts, **common)

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 
 import yaml
 
 from charter.constitution.model import Constitution
 from charter.errors import CharterError
+from charter.shipped import example_path
 
 Message = dict[str, str]
 
@@ -36,7 +36,7 @@ class FewShot:
 
 
 def default_fewshot_path() -> Path:
-    return Path(str(resources.files("charter") / "examples" / "fewshot.yaml"))
+    return example_path("fewshot.yaml")
 
 
 def load_fewshot(path: str | Path | None = None) -> FewShot:

@@ -1,6 +1,7 @@
 """Prompt sets: load them from JSONL, CSV, Parquet or a Hugging Face dataset, and deduplicate them.
 
-A source is a path (`.jsonl`/`.json`, `.csv`, `.parquet`) or `hf:NAME[:split]`, where NAME is a
+A source is any row file charter reads (charter.rows: `.jsonl`, `.json`, `.csv`, `.tsv`, `.parquet`, a
+datasets folder) or `hf:NAME[:split]`, where NAME is a
 folder written by `Dataset.save_to_disk`, a folder of data files, or a Hub dataset already in the
 local cache (nothing is downloaded at run time). Every bad row is a CharterError naming the file,
 the line (or row) and the field.
@@ -8,17 +9,16 @@ the line (or row) and the field.
 
 from __future__ import annotations
 
-import csv
-import json
 import re
 import unicodedata
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from charter.errors import CharterError
+from charter.rows import iter_rows
+from charter.shipped import example_path
 
 EXAMPLE_SETS = ("red_team", "helpful", "borderline", "introspection")
 PROMPT_COLUMNS = ("prompt", "question", "instruction")  # tried in order when no column is named
@@ -44,7 +44,7 @@ class PromptItem:
 def example_prompts_path(name: str) -> Path:
     """A prompt set shipped with charter: red_team, helpful, borderline (safe prompts that look
     dangerous) or introspection."""
-    return Path(str(resources.files("charter") / "examples" / "prompts" / f"{name}.jsonl"))
+    return example_path(f"prompts/{name}.jsonl")
 
 
 def load_prompts(
@@ -54,26 +54,12 @@ def load_prompts(
     instruction, or the first user turn of a `messages` column)."""
     text = str(source)
     if text.startswith("hf:"):
-        rows = _hf_rows(text[3:])
         label = name or Path(text[3:].split(":")[0]).name or "hf"
         where = text
     else:
         path = Path(source).expanduser()
-        if not path.is_file():
-            raise CharterError(f"prompt file {path} does not exist; check the --prompts path")
         label, where = name or path.stem, str(path)
-        suffix = path.suffix.lower()
-        if suffix in (".jsonl", ".json", ".ndjson"):
-            rows = _jsonl_rows(path)
-        elif suffix == ".csv":
-            rows = _csv_rows(path)
-        elif suffix in (".parquet", ".pq"):
-            rows = _parquet_rows(path)
-        else:
-            raise CharterError(
-                f"{path}: unknown prompt file type '{suffix}'; use .jsonl, .csv, .parquet "
-                f"or hf:NAME[:split]"
-            )
+    rows = iter_rows(source, what="prompt file")
     items = []
     for line, row in rows:
         prompt = _prompt_of(row, column, where, line)
@@ -127,89 +113,6 @@ def deduplicate(items: Iterable[PromptItem]) -> tuple[list[PromptItem], int]:
         seen.update(keys)
         kept.append(item)
     return kept, dropped
-
-
-# -- readers: each yields (line or row number, row dict) ----------------------------------------
-
-
-def _jsonl_rows(path: Path) -> Iterator[tuple[int, dict]]:
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise CharterError(
-                    f"{path}:{number}: not valid JSON ({exc.msg} at column {exc.colno}); "
-                    f"each line must be one JSON object"
-                ) from None
-            if not isinstance(row, dict):
-                raise CharterError(
-                    f'{path}:{number}: expected a JSON object like {{"prompt": "..."}}, '
-                    f"got {type(row).__name__}"
-                )
-            yield number, row
-
-
-def _csv_rows(path: Path) -> Iterator[tuple[int, dict]]:
-    with path.open(encoding="utf-8", newline="") as handle:
-        reader = csv.DictReader(handle)
-        if not reader.fieldnames:
-            raise CharterError(f"{path}:1: no header row; the first line must name the columns")
-        for row in reader:
-            yield reader.line_num, row
-
-
-def _parquet_rows(path: Path) -> Iterator[tuple[int, dict]]:
-    import pyarrow.parquet as pq
-
-    try:
-        parquet = pq.ParquetFile(path)
-    except Exception as exc:  # pyarrow raises several types for a damaged file
-        raise CharterError(f"{path}: not a readable Parquet file ({exc}); check the file") from None
-    number = 0
-    for batch in parquet.iter_batches(batch_size=1024):
-        for row in batch.to_pylist():
-            number += 1
-            yield number, row
-
-
-def _hf_rows(spec: str) -> Iterator[tuple[int, dict]]:
-    yield from enumerate(_hf_dataset(spec), 1)
-
-
-def _hf_dataset(spec: str):
-    """`NAME[:split]`: a save_to_disk folder, a folder of data files, or a cached Hub dataset."""
-    import datasets
-
-    name, split = spec, None
-    if ":" in spec and "/" not in spec.rsplit(":", 1)[1]:
-        name, split = spec.rsplit(":", 1)
-    folder = Path(name).expanduser()
-    try:
-        if folder.is_dir() and any(
-            (folder / f).exists() for f in ("dataset_info.json", "dataset_dict.json", "state.json")
-        ):
-            loaded = datasets.load_from_disk(str(folder))
-        else:
-            loaded = datasets.load_dataset(str(folder) if folder.exists() else name, split=split)
-    except Exception as exc:  # datasets raises many types; the user needs the name and the fix
-        raise CharterError(
-            f"hf:{spec}: could not load the dataset ({type(exc).__name__}: {exc}); check the "
-            f"name and split, and that it is saved locally (no download at run time)"
-        ) from None
-    if isinstance(loaded, (datasets.DatasetDict, dict)):
-        splits = list(loaded.keys())
-        chosen = split or (
-            "train" if "train" in splits else splits[0] if len(splits) == 1 else None
-        )
-        if chosen not in loaded:
-            raise CharterError(
-                f"hf:{spec}: has splits {', '.join(splits)}; name one, e.g. hf:{name}:{splits[0]}"
-            )
-        loaded = loaded[chosen]
-    return loaded
 
 
 def _prompt_of(row: dict, column: str | None, where: str, line: int) -> str:

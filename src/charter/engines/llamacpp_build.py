@@ -32,7 +32,7 @@ from pathlib import Path
 
 from charter.engines.common import cache_root
 from charter.errors import EngineError
-from charter.store import write_json_atomic
+from charter.rows import write_json_atomic
 
 PORTABLE_CMAKE_ARGS = "-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON"
 # Instruction sets the portable build reports in llama.cpp's system info, and no others (with

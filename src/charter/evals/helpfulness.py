@@ -9,8 +9,8 @@ from itertools import combinations
 from charter.errors import CharterError
 from charter.evals import grading
 from charter.evals.result import Finding, SuiteResult
-from charter.evals.runner import Context, Suite, exchange, metric, needs_judge
 from charter.evals.stats import bradley_terry_ci
+from charter.evals.suite import Context, Suite, exchange, metric, needs_judge
 
 
 def model_labels(ctx: Context) -> list[str]:

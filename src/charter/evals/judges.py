@@ -19,6 +19,7 @@ from charter.evals.classify import classify_refusal
 from charter.evals.grading import Judge
 from charter.evals.load import builtin_items, builtin_path, spread
 from charter.evals.stats import cohen_kappa
+from charter.evals.suite import clause_text
 from charter.store import unit_key
 
 # Pass marks, low on purpose: they separate a judge with signal from one without.
@@ -64,7 +65,6 @@ def _checks_key(judge: Judge, constitution, limit: int) -> str:
 
 
 def _run_checks(judge: Judge, constitution, limit: int, progress) -> dict:
-    from charter.evals.suites import clause_text
 
     refusal_gold = spread(builtin_items("gold_refusal"), limit, "label")
     # Harm-related pairs first: for them "MORE harmful" and "LESS harmful" clearly differ.

@@ -7,14 +7,14 @@ id get a stable one derived from their prompt, so two runs on the same file pair
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 from collections.abc import Iterable
-from importlib import resources
 from pathlib import Path
 
 from charter.errors import CharterError
+from charter.rows import read_rows as read_row_file
+from charter.shipped import shipped_path
 
 # The fields each suite needs in every item; other fields ride along into the findings.
 REQUIRED = {
@@ -31,7 +31,7 @@ SAFE_LABELS = {"safe", "benign", "harmless", "comply", "compliance", "0", "false
 
 def builtin_path(name: str) -> Path:
     """Path of a set shipped in charter/evals/data (e.g. "harmful", "gold_refusal")."""
-    path = Path(str(resources.files("charter.evals") / "data" / f"{name}.jsonl"))
+    path = shipped_path("evals", "data", f"{name}.jsonl")
     if not path.is_file():
         raise CharterError(f"built-in eval set '{name}' is missing ({path}); reinstall charter")
     return path
@@ -42,69 +42,8 @@ def builtin_items(name: str) -> list[dict]:
 
 
 def read_rows(source: str | Path, split: str = "train") -> list[dict]:
-    """Rows as dicts from a file, a `save_to_disk` folder, or `hf:NAME` (a cached Hub dataset)."""
-    text = str(source)
-    if text.startswith("hf:"):
-        return _hf_rows(text[3:], split)
-    path = Path(source).expanduser()
-    if not path.exists():
-        raise CharterError(
-            f"prompt set {path} does not exist; check the path (or use hf:NAME for a dataset)"
-        )
-    if path.is_dir():
-        return _disk_rows(path, split)
-    suffix = path.suffix.lower()
-    if suffix == ".jsonl":
-        return _jsonl_rows(path)
-    if suffix == ".json":
-        data = json.loads(path.read_text(encoding="utf-8"))
-        return list(data if isinstance(data, list) else data.get("data", data.get("rows", [])))
-    if suffix in (".csv", ".tsv"):
-        with path.open(newline="", encoding="utf-8") as handle:
-            return list(csv.DictReader(handle, delimiter="\t" if suffix == ".tsv" else ","))
-    if suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        return pq.read_table(path).to_pylist()
-    raise CharterError(
-        f"{path}: unknown prompt-set format '{suffix}'; use .jsonl, .json, .csv, .tsv or .parquet"
-    )
-
-
-def _jsonl_rows(path: Path) -> list[dict]:
-    rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                raise CharterError(
-                    f"{path}:{number}: not valid JSON ({exc.msg}); fix that line"
-                ) from None
-    return rows
-
-
-def _disk_rows(path: Path, split: str) -> list[dict]:
-    from datasets import DatasetDict, load_from_disk
-
-    data = load_from_disk(str(path))
-    if isinstance(data, DatasetDict):
-        if split not in data:
-            raise CharterError(f"{path} has splits {sorted(data)}, not '{split}'; pass --split")
-        data = data[split]
-    return data.to_list()
-
-
-def _hf_rows(name: str, split: str) -> list[dict]:
-    from datasets import load_dataset
-
-    try:
-        return load_dataset(name, split=split).to_list()
-    except Exception as exc:  # noqa: BLE001 - datasets raises many types; the user needs one line
-        raise CharterError(
-            f"could not load dataset '{name}' split '{split}' ({type(exc).__name__}: {exc}); "
-            "download it first or pass a local file"
-        ) from None
+    """Rows of an eval set: any row file (charter.rows), a `save_to_disk` folder, or `hf:NAME`."""
+    return read_row_file(source, split, what="prompt set")
 
 
 def map_columns(rows: Iterable[dict], columns: dict[str, str] | None, source: str) -> list[dict]:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from charter.errors import CharterError
 from charter.evals.stats import Estimate, mean_ci
-from charter.store import write_json_atomic
+from charter.rows import write_json_atomic
 
 FORMAT = "charter.eval/1"
 

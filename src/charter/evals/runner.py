@@ -9,125 +9,20 @@ same settings costs nothing.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
 
-from charter.engines.base import Engine, GenerationRequest
+from charter.engines.base import Engine
 from charter.errors import CharterError
 from charter.evals import load
-from charter.evals.grading import Judge, Verdict
-from charter.evals.result import EvalRun, Finding, Metric, SuiteResult
+from charter.evals.grading import Judge
+from charter.evals.judges import check_judge
+from charter.evals.result import EvalRun, Finding, SuiteResult
+from charter.evals.suite import Context, EvalConfig
+from charter.evals.suites import SUITES
+from charter.shipped import example_constitution_path
 from charter.store import Record, RunStore, unit_key
 
 KIND = "eval_finding"
 SUITE_VERSION = 1  # bump when a suite's prompts or grading change, so old findings are not reused
-
-
-@dataclass
-class EvalConfig:
-    """How the evaluated model answers. Defaults are greedy, so a rerun reproduces an answer."""
-
-    max_tokens: int = 256
-    temperature: float = 0.0
-    top_p: float = 1.0
-    system_prompt: str | None = None  # e.g. the constitution's; None tests the model as it is
-    batch_size: int = 8  # items per store transaction and per progress step
-
-    def sampling(self) -> dict:
-        system = (
-            hashlib.sha256(self.system_prompt.encode()).hexdigest()[:12]
-            if self.system_prompt
-            else None
-        )
-        return {
-            "max_tokens": self.max_tokens,
-            "temperature": self.temperature,
-            "top_p": self.top_p,
-            "system_prompt": system,
-        }
-
-
-@dataclass
-class Context:
-    """Everything a suite function may use."""
-
-    engine: Engine
-    judge: Judge | None = None
-    config: EvalConfig = field(default_factory=EvalConfig)
-    seed: int = 0
-    constitution: Any = None  # charter.constitution.Constitution, for clause texts
-    against: list[Engine] = field(default_factory=list)
-
-    def messages(self, prompt: str) -> tuple[dict, ...]:
-        system = (
-            ({"role": "system", "content": self.config.system_prompt},)
-            if self.config.system_prompt
-            else ()
-        )
-        return (*system, {"role": "user", "content": prompt})
-
-    def answer(self, prompts: list[str], engine: Engine | None = None) -> list[str]:
-        """One answer per prompt (greedy by default) from `engine`, the evaluated one by default."""
-        config = self.config
-        requests = [
-            GenerationRequest(
-                messages=self.messages(p),
-                max_tokens=config.max_tokens,
-                temperature=config.temperature,
-                top_p=config.top_p,
-                seed=self.seed,
-            )
-            for p in prompts
-        ]
-        return [
-            completions[0].text.strip()
-            for completions in (engine or self.engine).generate(requests)
-        ]
-
-    def provenance(self) -> dict:
-        hashed = self.constitution.content_hash() if self.constitution is not None else None
-        return {
-            "constitution_hash": hashed,
-            "engine": self.engine.fingerprint,
-            "engine_name": self.engine.name,
-            "judge": self.judge.describe() if self.judge else None,
-            "against": [e.fingerprint for e in self.against],
-            "sampling": self.config.sampling(),
-            "seed": self.seed,
-        }
-
-
-@dataclass(frozen=True)
-class Suite:
-    """A suite as registered: how it turns items into findings, and what it measures."""
-
-    run: Callable[[Context, list[dict]], list[Finding]]
-    metrics: Callable[[Context], list[tuple[str, Metric]]]
-    group_field: str  # the item field that names a finding's row in the per-clause table
-    uses_judge: bool
-    spread_by: tuple[str, ...] = ()  # fields a --limit sample balances (default: group_field)
-    check: Callable[[Context], None] = lambda ctx: None
-    finish: Callable[[Context, SuiteResult], None] = lambda ctx, result: None
-
-
-def metric(name: str, description: str, higher_is_better: bool = True, judged: bool = False):
-    return name, Metric(name, description, higher_is_better, judged)
-
-
-def exchange(question: str, verdict: Verdict) -> dict:
-    """One judge exchange as a finding keeps it: the question asked, prompt, reply, verdict."""
-    return {"question": question, **verdict.as_dict()}
-
-
-def needs_judge(suite: str) -> Callable[[Context], None]:
-    def check(ctx: Context) -> None:
-        if ctx.judge is None:
-            raise CharterError(
-                f"suite '{suite}' needs a judge; pass --judge-engine (e.g. llamacpp:embedded)"
-            )
-
-    return check
 
 
 def run_suite(
@@ -150,7 +45,6 @@ def run_suite(
     `checks` is a judge-check report (`charter.evals.judges.check_judge`); when a judge is given and
     no report is, the checks are run here, because judged numbers are only shown beside them.
     """
-    from charter.evals.suites import SUITES
 
     if judge is not None and not isinstance(judge, Judge):
         judge = Judge(judge, seed=seed)  # a bare engine: judge with the defaults
@@ -183,7 +77,6 @@ def run_suite(
     suite.finish(ctx, result)
     if ctx.judge is not None:
         if checks is None:
-            from charter.evals.judges import check_judge
 
             checks = check_judge(
                 ctx.judge, constitution=constitution, progress=progress, store=store
@@ -208,8 +101,6 @@ def evaluate(
     `options` are passed to `run_suite` (seed, limit, store, progress, config, constitution,
     against). A judge that fails its checks puts its headline into the run's warnings.
     """
-    from charter.evals.judges import check_judge
-    from charter.evals.suites import SUITES
 
     checks = None
     if judge is not None and any(n in SUITES and SUITES[n].uses_judge for n in names):
@@ -297,8 +188,7 @@ def _item_key(name: str, ctx: Context, item: dict) -> str:
 
 
 def example_constitution():
-    from importlib import resources
 
     from charter.constitution import load_constitution
 
-    return load_constitution(str(resources.files("charter") / "examples" / "constitution.yaml"))
+    return load_constitution(example_constitution_path())

@@ -15,14 +15,13 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from charter.engines.base import ChoiceRequest, choose_many
-from charter.errors import CharterError
 from charter.evals import grading
 from charter.evals.classify import LABELS, classify_refusal
 from charter.evals.grading import Verdict
 from charter.evals.helpfulness import HELPFULNESS
 from charter.evals.result import Finding, SuiteResult
-from charter.evals.runner import Context, Suite, exchange, metric, needs_judge
 from charter.evals.stats import cohen_kappa, mean_ci
+from charter.evals.suite import Context, Suite, clause_text, exchange, metric, needs_judge
 
 # -- harmful and overrefusal: the same classifiers, opposite success ----------------------------
 
@@ -137,17 +136,6 @@ def _refusal_agreement(ctx: Context, result: SuiteResult) -> None:
 
 
 # -- adherence: a judge that sees the clause text ----------------------------------------------
-
-
-def clause_text(constitution, clause_id: str) -> str:
-    try:
-        clause = constitution.clause(clause_id)
-    except KeyError:
-        raise CharterError(
-            f"adherence item names clause '{clause_id}', which the constitution "
-            f"'{constitution.name}' does not have; pass --constitution or fix the item"
-        ) from None
-    return clause.instruction() if hasattr(clause, "instruction") else clause.text
 
 
 def _adherence(ctx: Context, items: list[dict]) -> list[Finding]:

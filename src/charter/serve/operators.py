@@ -15,9 +15,7 @@ An operator is a business deploying charter. Each has an API key, stored only as
 from __future__ import annotations
 
 import hashlib
-import os
 import secrets
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from charter.constitution.load import load_overlay, parse_overlay
 from charter.constitution.model import ID_PATTERN, Overlay
 from charter.errors import CharterError, ConstitutionError
+from charter.rows import write_text_atomic
 
 KEY_PREFIX = "chk_"
 
@@ -169,15 +168,8 @@ def _write(path: Path, parsed: OperatorsFile) -> None:
     body = yaml.safe_dump(parsed.model_dump(mode="json", exclude_defaults=False), sort_keys=False,
                           allow_unicode=True)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(header + body)
-        os.chmod(tmp, 0o600)  # hashes are not secrets, but there is no reason for others to read them
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    # hashes are not secrets, but there is no reason for others to read them
+    write_text_atomic(path, header + body, mode=0o600)
 
 
 def _leading_comments(lines: list[str]) -> list[str]:

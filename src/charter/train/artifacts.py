@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from charter.errors import CharterError
-from charter.store import write_json_atomic
+from charter.rows import write_json_atomic
 
 MARKER = "charter_train.json"
 LOG_HISTORY = "log_history.json"

@@ -125,13 +125,17 @@ def load_causal_lm(folder: Path, adapters: list[Path] = ()):
     return model
 
 
-def training_model(model, settings):
-    """The model as the trainers receive it: padding-free unless the settings turn that off."""
-    if getattr(settings, "padding_free", False):
+def causal_lm_trainer_inputs(base: str | Path, settings, parents: list[Path] = ()) -> dict:
+    """What TRL's SFT and DPO trainers take besides their config and data: the fp32 model (with
+    `parents` merged in; padding-free unless `settings.padding_free` is off), its tokenizer, and
+    the LoRA config of `settings.lora`."""
+    folder = materialize_base(base)
+    model = load_causal_lm(folder, parents)
+    if settings.padding_free:
         from charter.train.unpadded import enable_unpadded_forward
 
         enable_unpadded_forward(model)
-    return model
+    return {"model": model, "processing_class": load_tokenizer(folder), "peft_config": settings.lora.peft_config()}
 
 
 def merge_adapter(model, adapter_dir: Path):

@@ -9,13 +9,13 @@ may be a string or a message list and chosen/rejected a string or an assistant m
 
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from charter.errors import CharterError
+from charter.rows import read_rows as read_row_file
 
 PREFERENCE_COLUMNS = ("prompt", "chosen", "rejected")
 
@@ -46,30 +46,8 @@ class DataFile:
 
 
 def read_rows(path: Path) -> list[dict]:
-    """Rows of a .jsonl, .json (a list) or .parquet file."""
-    path = Path(path)
-    if not path.is_file():
-        raise CharterError(f"dataset file {path} does not exist; check the path (or run the data stage first)")
-    suffix = path.suffix.lower()
-    if suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        return pq.read_table(path).to_pylist()
-    if suffix == ".json":
-        rows = json.loads(path.read_text(encoding="utf-8"))
-        if not isinstance(rows, list):
-            raise CharterError(f"{path}: a .json dataset must be a list of rows; use .jsonl for one row per line")
-        return rows
-    if suffix == ".jsonl":
-        rows = []
-        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as exc:
-                    raise CharterError(f"{path}:{number}: not valid JSON ({exc.msg}); fix or remove the line")
-        return rows
-    raise CharterError(f"{path}: unsupported dataset format '{suffix}'; use .jsonl, .json or .parquet")
+    """Rows of a dataset file: any format charter.rows reads (.jsonl, .json, .parquet, ...)."""
+    return read_row_file(path, what="dataset file")
 
 
 @dataclass

@@ -32,14 +32,10 @@ def train_dpo(settings: DpoSettings, pref_files: list[str | Path], out_dir: str 
     def build_trainer(checkpoint_dir: Path):
         from trl import DPOConfig, DPOTrainer
 
-        from charter.train.base_model import load_causal_lm, load_tokenizer, materialize_base, training_model
+        from charter.train.base_model import causal_lm_trainer_inputs
 
-        folder = materialize_base(base)
-        args = DPOConfig(**settings.trainer_arguments(str(checkpoint_dir)), beta=settings.beta,
-                         **dpo_loss(noise))
-        model = training_model(load_causal_lm(folder, parents), settings)
-        return DPOTrainer(model=model, args=args, train_dataset=to_dataset(rows),
-                          processing_class=load_tokenizer(folder), peft_config=settings.lora.peft_config())
+        args = DPOConfig(**settings.trainer_arguments(str(checkpoint_dir)), beta=settings.beta, **dpo_loss(noise))
+        return DPOTrainer(args=args, train_dataset=to_dataset(rows), **causal_lm_trainer_inputs(base, settings, parents))
 
     return run_stage(Path(out_dir), record, build_trainer, progress, callbacks)
 

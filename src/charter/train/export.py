@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from charter.errors import CharterError
-from charter.store import write_json_atomic
+from charter.rows import write_json_atomic
 from charter.train.artifacts import adapter_chain, read_record
 
 EXPORT_MARKER = "charter_export.json"

@@ -28,13 +28,10 @@ def train_sft(settings: SftSettings, datasets: list[DataFile | str | Path], out_
     def build_trainer(checkpoint_dir: Path):
         from trl import SFTConfig, SFTTrainer
 
-        from charter.train.base_model import load_causal_lm, load_tokenizer, materialize_base, training_model
+        from charter.train.base_model import causal_lm_trainer_inputs
 
-        folder = materialize_base(base)
         args = SFTConfig(**settings.trainer_arguments(str(checkpoint_dir)), packing=False)
-        model = training_model(load_causal_lm(folder), settings)
-        return SFTTrainer(model=model, args=args, train_dataset=to_dataset(rows),
-                          processing_class=load_tokenizer(folder), peft_config=settings.lora.peft_config())
+        return SFTTrainer(args=args, train_dataset=to_dataset(rows), **causal_lm_trainer_inputs(base, settings))
 
     return run_stage(Path(out_dir), record, build_trainer, progress, callbacks)
 
