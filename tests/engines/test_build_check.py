@@ -149,3 +149,31 @@ def test_idle_threads_counts_other_processes_not_this_one():
         other.kill()
         other.wait()
     assert other_busy < own_busy
+
+
+def test_engines_use_every_usable_cpu_even_when_others_are_busy():
+    """The thread count changes sampled answers, so it must not follow the machine's load: a run
+    resumed while the machine is busy has to redo its batches exactly."""
+    import multiprocessing
+
+    from charter.engines.common import cpu_threads, engine_threads
+    from charter.engines.registry import make_engine
+
+    hogs = [multiprocessing.Process(target=_spin, daemon=True) for _ in range(cpu_threads())]
+    for hog in hogs:
+        hog.start()
+    try:
+        engine = make_engine("llamacpp:embedded")
+        try:
+            assert engine.stats.extra["threads"] == cpu_threads() == engine_threads()
+        finally:
+            engine.close()
+    finally:
+        for hog in hogs:
+            hog.terminate()
+    assert engine_threads(1) == 1
+
+
+def _spin() -> None:
+    while True:
+        pass

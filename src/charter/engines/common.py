@@ -31,8 +31,19 @@ def cpu_threads() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def engine_threads(requested: int | None = None) -> int:
+    """Threads an engine computes with: `requested`, else every CPU this process may use.
+
+    Never the CPUs that happen to be idle: the thread count changes results (llama.cpp's sampled
+    answers differ between 1 and 2 threads on the same requests, measured with 12 questions at
+    temperature 0.7), so a run resumed while the machine was busy would not redo its batches
+    exactly. On a machine shared with other work this costs speed (see `idle_threads`); pass
+    `@n_threads=K` to trade reproducibility with earlier runs for it."""
+    return int(requested) if requested else cpu_threads()
+
+
 def idle_threads(window: float = 0.3) -> int:
-    """Threads for llama.cpp: the CPUs that other processes are not using right now, at least 1.
+    """The CPUs that other processes are not using right now, at least 1 (`charter doctor`, bench).
 
     llama.cpp's worker threads wait for each other at every operation; when the machine is
     oversubscribed a descheduled worker stalls all the others, and two threads on two busy cores

@@ -22,8 +22,8 @@ from charter.engines.common import (
     check_generation,
     check_options,
     cut_at_stop,
+    engine_threads,
     file_fingerprint,
-    idle_threads,
     normalise_logprobs,
 )
 from charter.engines.sampling import sample_rows, sequence_rng
@@ -128,7 +128,7 @@ class HFEngine:
         import torch
 
         before = torch.get_num_threads()
-        torch.set_num_threads(self.threads or idle_threads())
+        torch.set_num_threads(engine_threads(self.threads))
         try:
             with torch.inference_mode():
                 yield

@@ -9,7 +9,7 @@ Options (as `@key=value` on the engine string or keyword arguments):
     compute_type=auto|native|q8_0|bf16|f16|f32   the weights computation uses; auto (default)
                          runs a Q4/Q5/K-quant file as a cached Q8_0 copy: 1.8x faster batches and
                          batch-independent samples (see llamacpp_convert.py); native = as shipped
-    n_threads=INT        default: the CPUs not already busy (see common.idle_threads)
+    n_threads=INT        default: every usable CPU, the same on every run (common.engine_threads)
     flash_attn=BOOL      llama.cpp flash attention; default: llama.cpp decides (on for CPU)
     min_shared_prefix=INT  prompt tokens two sequences must share before the batched path copies
                          the prefix's KV instead of recomputing it (default 16)
@@ -30,8 +30,8 @@ from charter.engines.common import (
     check_generation,
     check_options,
     cut_at_stop,
+    engine_threads,
     file_fingerprint,
-    idle_threads,
     render_chat_template,
 )
 from charter.engines.llamacpp_batch import BatchedDecoder, Job
@@ -62,7 +62,7 @@ class LlamaCppEngine:
         self.lora_path = Path(lora).expanduser() if lora else None
         self.lora_scale = float(lora_scale)
         self.stats = EngineStats()
-        threads = int(n_threads or idle_threads())
+        threads = engine_threads(n_threads)
         self.stats.extra["threads"] = threads
         if self.lora_path and not self.lora_path.is_file():  # before the slow part
             raise EngineError(f"engine '{name}': LoRA file {self.lora_path} does not exist; "
