@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from charter.errors import CharterError
 from charter.rows import read_rows, write_rows
 
@@ -39,7 +37,7 @@ def stage_prompts(ctx) -> dict:
     from charter.data.distill import default_prompts
 
     prompts = default_prompts(ctx.constitution, ctx.config.limit, ctx.config.safe_ratio)
-    _write_jsonl(ctx.layout.prompts, [{**_item_json(p.item), "harmful": p.harmful} for p in prompts])
+    write_rows(ctx.layout.prompts, [{**_item_json(p.item), "harmful": p.harmful} for p in prompts], sort_keys=True)
     return {"harmful": sum(p.harmful for p in prompts), "safe": sum(not p.harmful for p in prompts)}
 
 
@@ -198,14 +196,6 @@ def stage_report(ctx) -> dict:
 
     path = write_report(ctx)
     return {"report": str(path)}
-
-
-def _write_jsonl(path: Path, rows: list[dict]) -> None:
-    write_rows(path, rows, sort_keys=True)
-
-
-def _write_parquet(path: Path, rows: list[dict]) -> None:
-    write_rows(path, rows)
 
 
 STAGE_FUNCTIONS = {
