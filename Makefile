@@ -16,6 +16,9 @@ endif
 LLAMA_VERSION    := $(shell sed -n 's/^llama[-_]cpp[-_]python==//p' $(LOCK))
 # What the venv's llama-cpp-python was built with; charter doctor reads it.
 LLAMA_RECORD      = $(VENV)/charter-llama-build.txt
+# llama.cpp's HF-to-GGUF converter from the same source release (train/gguf_convert.py).
+LLAMA_CONVERTER   = $(VENV)/share/charter/llama.cpp
+LLAMA_SDIST_DIR   = llama_cpp_python-$(LLAMA_VERSION)/vendor/llama.cpp
 
 .PHONY: run test setup lock clean
 
@@ -25,12 +28,21 @@ $(BIN)/charter: pyproject.toml $(LOCK)
 	$(BIN)/pip install -q -U pip setuptools wheel
 	# llama-cpp-python compiles from source (about 6.5 minutes on 2 cores, once). --no-cache-dir:
 	# never reuse a wheel that pip's cache holds from another CPU or other flags.
+	# One download of the source release serves both the build and the GGUF converter.
 	@want="llama-cpp-python==$(LLAMA_VERSION) CMAKE_ARGS=$(LLAMA_CMAKE_ARGS)"; \
-	if [ "$$(cat $(LLAMA_RECORD) 2>/dev/null)" != "$$want" ]; then \
-	  echo "building $$want"; \
-	  CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(BIN)/pip install -q \
-	    --force-reinstall --no-deps --no-cache-dir --no-binary llama-cpp-python \
-	    "llama-cpp-python==$(LLAMA_VERSION)" && echo "$$want" > $(LLAMA_RECORD); \
+	if [ "$$(cat $(LLAMA_RECORD) 2>/dev/null)" != "$$want" ] || [ ! -f $(LLAMA_CONVERTER)/convert_hf_to_gguf.py ]; then \
+	  tmp=$$(mktemp -d) && \
+	  $(BIN)/pip download -q --no-deps --no-binary :all: --no-cache-dir -d $$tmp "llama-cpp-python==$(LLAMA_VERSION)" && \
+	  sdist=$$(ls $$tmp/llama_cpp_python-*.tar.gz) && \
+	  rm -rf $(LLAMA_CONVERTER) && mkdir -p $(LLAMA_CONVERTER) && \
+	  tar -xzf $$sdist -C $(LLAMA_CONVERTER) --strip-components=3 $(LLAMA_SDIST_DIR)/convert_hf_to_gguf.py \
+	    $(LLAMA_SDIST_DIR)/conversion $(LLAMA_SDIST_DIR)/gguf-py && \
+	  if [ "$$(cat $(LLAMA_RECORD) 2>/dev/null)" != "$$want" ]; then \
+	    echo "building $$want"; \
+	    CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(BIN)/pip install -q \
+	      --force-reinstall --no-deps --no-cache-dir $$sdist && echo "$$want" > $(LLAMA_RECORD); \
+	  fi; \
+	  status=$$?; rm -rf $$tmp; exit $$status; \
 	fi
 	$(BIN)/pip install -c $(LOCK) -e '.[serve,dev]'
 	touch $(BIN)/charter

@@ -29,7 +29,8 @@ STAGES = ("prompts", "data", "datasets", "sft", "dpo", "export", "eval", "report
 # Settings a run folder keeps: resuming with another policy, feedback engine, recipe or seed would
 # mix two runs' records, so the store refuses (and --new-run moves beside it). The engines are
 # named by spec here; each stage's records carry the engine's fingerprint.
-RUN_IDENTITY = ("policy", "feedback", "recipe", "seed")
+RUN_IDENTITY = ("policy", "base", "feedback", "recipe", "seed")
+TRAINING_STAGES = ("sft", "dpo", "export", "eval")
 Say = Callable[[str], None]
 
 
@@ -38,8 +39,10 @@ class PipelineConfig:
     constitution: Path
     out: Path = Path("runs/example")
     policy: str = "llamacpp:embedded"  # engine that writes the data (and the model that is trained)
+    base: str | None = None  # the model trained (a GGUF, a folder, a Hub name); None: the policy's own
     feedback: str | None = None  # engine for AI feedback (critique recipe); None: the policy
     judge: str | None = None  # LLM judge for evals; None: rule-based classifiers only
+    judge_mode: str = "auto"  # how judges are asked: auto | prefill | letter | generate (data/judging.py)
     recipe: str = "auto"  # auto | contrastive | critique
     limit: int | None = 48  # harmful prompts
     safe_ratio: float = 2.0  # safe prompts per harmful prompt: answering them is what keeps refusals targeted
@@ -57,6 +60,7 @@ class PipelineConfig:
     suites: tuple[str, ...] = ("harmful", "overrefusal", "character")
     seed: int = 0
     stages: tuple[str, ...] = STAGES
+    offline: bool = False  # no Hub downloads (also when the user sets HF_HUB_OFFLINE)
 
     def __post_init__(self):
         unknown = [s for s in self.stages if s not in STAGES]
@@ -67,6 +71,24 @@ class PipelineConfig:
                 raise CharterError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
         if self.recipe not in ("auto", "contrastive", "critique"):
             raise CharterError(f"unknown recipe '{self.recipe}'; choose auto, contrastive or critique")
+        from charter.data.judging import JUDGE_MODES
+
+        if self.judge_mode not in JUDGE_MODES:
+            raise CharterError(f"unknown --judge-mode '{self.judge_mode}'; choose {', '.join(JUDGE_MODES)}")
+
+    @property
+    def trained_base(self) -> str:
+        """The model SFT and DPO train: --base, else the policy engine's own model."""
+        from charter.train.base_model import base_of_policy
+
+        return self.base or base_of_policy(self.policy)
+
+    @property
+    def base_eval_engine(self) -> str:
+        """The engine the "before" eval runs: the policy itself when it is the trained model."""
+        from charter.train.base_model import engine_spec_for
+
+        return self.policy if self.base is None else engine_spec_for(self.base)
 
     def to_json(self) -> dict:
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
@@ -89,16 +111,19 @@ class RunContext:
         return RunLayout(self.config.out)
 
 
-def quiet_libraries() -> None:
+def quiet_libraries(offline: bool = False) -> None:
     """Keep the terminal to charter's own progress bars: libraries' bars and advisories go quiet.
+    With `offline`, no library reaches the Hub (a user's own HF_HUB_OFFLINE is kept either way).
 
     Environment variables, not logging calls, so it works before the libraries are imported."""
     import os
     import warnings
 
+    if offline:
+        os.environ["HF_HUB_OFFLINE"] = "1"
     for name, value in (("HF_DATASETS_DISABLE_PROGRESS_BARS", "1"), ("HF_HUB_DISABLE_PROGRESS_BARS", "1"),
                         ("TRANSFORMERS_VERBOSITY", "error"), ("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1"),
-                        ("TOKENIZERS_PARALLELISM", "false"), ("HF_HUB_OFFLINE", "1"),
+                        ("TOKENIZERS_PARALLELISM", "false"),
                         # transformers' GGUF dequantization draws a bare tqdm bar; charter draws its own
                         ("TQDM_DISABLE", "1")):
         os.environ.setdefault(name, value)
@@ -111,14 +136,18 @@ def run_pipeline(config: PipelineConfig, say: Say = print, progress=None, new_ru
 
     With `new_run`, a folder that holds another run is left alone and OUT-2, OUT-3, ... is used
     (charter.session); the run's stages make their own engines, so none is opened here."""
-    quiet_libraries()
+    quiet_libraries(config.offline)
     from charter.pipeline_stages import STAGE_FUNCTIONS
     from charter.recipes import choose_recipe
     from charter.session import open_session
 
     recipe = choose_recipe(config.recipe, config.policy, config.feedback)
+    # Which model is trained is settled before any data is made: a policy that cannot be trained in
+    # place (a server) needs --base, and finding that out after the data stage would waste it.
+    base = config.trained_base if set(config.stages) & set(TRAINING_STAGES) else config.base
+    params = {**config.to_json(), "base": base, "recipe": recipe}
     with open_session(config.constitution, {}, config.out, new_run=new_run, stage="pipeline",
-                      params={**config.to_json(), "recipe": recipe}, fixed=RUN_IDENTITY) as session:
+                      params=params, fixed=RUN_IDENTITY) as session:
         if session.folder != config.out:
             say(f"[yellow]{config.out} holds a different run; using {session.folder}[/]")
             config = replace(config, out=session.folder)

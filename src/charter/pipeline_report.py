@@ -35,7 +35,29 @@ def write_report(ctx) -> Path:
     ]
     path = ctx.layout.report
     write_text_atomic(path, page(f"charter run: {ctx.constitution.name}", "".join(parts)))
+    _update_model_card(ctx, base, trained)
     return path
+
+
+def headline_figures(base, trained) -> list[tuple[str, str, float | None, float | None]]:
+    """(suite, meaning, before, after) for each headline measure both evals have."""
+    out = []
+    for suite, metric, meaning in HEADLINES:
+        b, a = _estimate(base, suite, metric), _estimate(trained, suite, metric)
+        if b is not None and a is not None:
+            out.append((suite, meaning, b.value, a.value))
+    return out
+
+
+def _update_model_card(ctx, base, trained) -> None:
+    """The exported model's card, now with the before/after figures of this run's evals."""
+    from charter.train.export import EXPORT_MARKER
+    from charter.train.model_card import write_model_card
+
+    marker = ctx.layout.model / EXPORT_MARKER
+    if marker.is_file():
+        write_model_card(ctx.layout.model, json.loads(marker.read_text(encoding="utf-8")),
+                         headline_figures(base, trained))
 
 
 def _warnings(base, trained) -> str:
@@ -80,6 +102,8 @@ def _what_was_run(ctx, manifest: dict, recipe_reason: str, runs: dict) -> str:
     done = manifest.get("done", {})
     facts = [
         ("constitution", f"{ctx.constitution.name} v{ctx.constitution.version} (hash {ctx.constitution.content_hash()})"),
+        ("trained model", f"{cfg.trained_base} ({_architecture(ctx)}); evaluated before as {cfg.base_eval_engine}, "
+                          f"after as its export"),
         ("policy engine", cfg.policy), ("feedback engine", cfg.feedback or cfg.policy),
         ("eval judge", cfg.judge or "none: rule-based classifiers and the model's own Yes/No probabilities"),
         ("recipe", f"{ctx.summaries['recipe']}: {recipe_reason}"),
@@ -92,6 +116,13 @@ def _what_was_run(ctx, manifest: dict, recipe_reason: str, runs: dict) -> str:
     ]
     rows = "".join(f"<tr><th>{escape(k)}</th><td>{escape(str(v))}</td></tr>" for k, v in facts)
     return f"<h2>What was run</h2><table>{rows}</table>"
+
+
+def _architecture(ctx) -> str:
+    config = ctx.layout.exported_hf / "config.json"
+    if not config.is_file():
+        return "architecture unknown: not exported"
+    return ", ".join(json.loads(config.read_text(encoding="utf-8")).get("architectures") or ["?"])
 
 
 def _engine_fingerprints(ctx, runs: dict) -> str:

@@ -93,10 +93,13 @@ def _critique_data(ctx, engine) -> dict:
     items = [_prompt_item(p) for p in prompts]
     sl = run_sl(ctx.store, c, engine, items, rounds=cfg.rounds, seed=cfg.seed, max_tokens=cfg.max_tokens,
                 progress=_task_progress(ctx, "data: SL-CAI"))
+    from charter.data.feedback import JudgeConfig
+
     feedback = make_engine(cfg.feedback) if cfg.feedback and cfg.feedback != cfg.policy else engine
     try:
         prefs = run_prefs(ctx.store, c, engine, [i for i in items if i.mode != "answer"], feedback_engine=feedback,
-                          mode="judge", seed=cfg.seed, progress=_task_progress(ctx, "data: RLAIF labels"))
+                          mode="judge", seed=cfg.seed, progress=_task_progress(ctx, "data: RLAIF labels"),
+                          config=JudgeConfig(mode=cfg.judge_mode))
     finally:
         if feedback is not engine:
             feedback.close()
@@ -133,7 +136,8 @@ def stage_sft(ctx) -> dict:
     from charter.train.sft import train_sft
 
     cfg = ctx.config
-    settings = SftSettings(max_steps=cfg.max_steps, learning_rate=cfg.sft_learning_rate, seed=cfg.seed)
+    settings = SftSettings(base=cfg.trained_base, max_steps=cfg.max_steps, learning_rate=cfg.sft_learning_rate,
+                           seed=cfg.seed)
     result = train_sft(settings, [ctx.layout.sft_data(ctx.summaries["recipe"])], ctx.layout.adapter("sft"),
                        progress=_train_progress(ctx, "sft"))
     return {"metrics": result.metrics, "steps": len([h for h in result.log_history if "loss" in h])}
@@ -145,7 +149,8 @@ def stage_dpo(ctx) -> dict:
     from charter.train.dpo import train_dpo
 
     cfg = ctx.config
-    settings = DpoSettings(max_steps=cfg.max_steps, learning_rate=cfg.dpo_learning_rate, seed=cfg.seed)
+    settings = DpoSettings(base=cfg.trained_base, max_steps=cfg.max_steps, learning_rate=cfg.dpo_learning_rate,
+                           seed=cfg.seed)
     sft = ctx.layout.adapter("sft")  # DPO continues from SFT's adapter when that stage ran
     result = train_dpo(settings, [ctx.layout.dpo_data(ctx.summaries["recipe"])], ctx.layout.adapter("dpo"),
                        sft_adapter=sft if is_complete(sft) else None, progress=_train_progress(ctx, "dpo"))
@@ -153,16 +158,30 @@ def stage_dpo(ctx) -> dict:
 
 
 def stage_export(ctx) -> dict:
+    """HF folder always; a GGUF where the architecture converts (else the trained eval runs the HF
+    folder through transformers, and the reason is in the summary and the report)."""
     from charter.train.export import export
 
-    result = export(None, [ctx.layout.trained_adapter()], ctx.layout.model, gguf=True)
-    return {"hf": str(result.hf_dir), "gguf": str(result.gguf_path)}
+    result = export(ctx.config.trained_base, [ctx.layout.trained_adapter()], ctx.layout.model, gguf=True,
+                    gguf_optional=True)
+    skipped = result.record.get("gguf_skipped")
+    if skipped:
+        ctx.say(f"[yellow]export: no GGUF ({skipped}); the trained model is evaluated from its HF folder[/]")
+    return {"hf": str(result.hf_dir), "gguf": str(result.gguf_path) if result.gguf_path else None,
+            "gguf_skipped": skipped}
 
 
 # -- evals and report ---------------------------------------------------------------------------------
 
 def trained_engine_spec(ctx) -> str:
-    return f"llamacpp:{ctx.layout.exported_gguf()}"
+    """The exported GGUF on llama.cpp, or the HF folder on transformers when there is no GGUF."""
+    gguf = ctx.layout.exported_gguf()
+    if gguf is not None:
+        return f"llamacpp:{gguf}"
+    hf_dir = ctx.layout.exported_hf
+    if not (hf_dir / "config.json").is_file():
+        raise CharterError(f"no exported model in {ctx.layout.model}; run the export stage first")
+    return f"hf:{hf_dir}"
 
 
 def stage_eval(ctx) -> dict:
@@ -172,17 +191,20 @@ def stage_eval(ctx) -> dict:
 
     cfg = ctx.config
     judge_engine = make_engine(cfg.judge) if cfg.judge else None
+    # The eval judge reads option probabilities unless verdicts must be written (no logprobs).
+    judge_mode = "generate" if cfg.judge_mode == "generate" else "choose"
     summary = {}
     try:
-        for label, spec in (("base", cfg.policy), ("trained", trained_engine_spec(ctx))):
+        for label, spec in (("base", cfg.base_eval_engine), ("trained", trained_engine_spec(ctx))):
             engine = make_engine(spec)
+            judge = Judge(judge_engine, mode=judge_mode, seed=cfg.seed) if judge_engine else None
             try:
-                run = evaluate(list(cfg.suites), engine, Judge(judge_engine, seed=cfg.seed) if judge_engine else None,
+                run = evaluate(list(cfg.suites), engine, judge,
                                seed=cfg.seed, limit=cfg.eval_limit, store=ctx.store, progress=ctx.progress,
                                constitution=ctx.constitution, config=EvalConfig(max_tokens=cfg.eval_max_tokens))
             finally:
                 engine.close()
-            run.meta.update({"model": label, "engine": spec})
+            run.meta.update({"model": label, "engine": spec, "trained_base": cfg.trained_base})
             run.save(ctx.layout.eval_dir(label))
             summary[label] = {name: {m: e.as_dict() for m, e in s.summary().items()} for name, s in run.suites.items()}
     finally:

@@ -7,7 +7,8 @@
     datasets/{sft,prefs,dpo}.parquet   judge-free recipe: its SFT rows and pairs (same exporter,
                              same schema) and the balanced pairs DPO trains on
     train/{sft,dpo}/         the LoRA adapters (train/artifacts.py)
-    model/                   the merged model: hf/ and a GGUF (train/export.py)
+    model/                   the merged model: hf/, a GGUF where the architecture converts,
+                             README.md (model card) and Modelfile (train/export.py)
     eval/{base,trained}/     eval.json of the model before and after training
     report.html              the report
 
@@ -79,11 +80,14 @@ class RunLayout:
     def model(self) -> Path:
         return self.root / "model"
 
-    def exported_gguf(self) -> Path:
+    def exported_gguf(self) -> Path | None:
+        """The merged model as GGUF; None when its architecture did not convert (or no export yet)."""
         ggufs = sorted(self.model.glob("*.gguf"))
-        if not ggufs:
-            raise CharterError(f"no exported GGUF in {self.model}; run the export stage first")
-        return ggufs[0]
+        return ggufs[0] if ggufs else None
+
+    @property
+    def exported_hf(self) -> Path:
+        return self.model / "hf"
 
     def eval_dir(self, label: str) -> Path:
         """eval/base or eval/trained."""

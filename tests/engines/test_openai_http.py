@@ -9,7 +9,7 @@ from charter.engines.base import ChoiceRequest, Engine
 from charter.engines.registry import make_engine
 from charter.errors import EngineError
 
-from .conftest import free_port
+from tests.servers import free_port
 from .helpers import CAPITAL, gen, user
 
 

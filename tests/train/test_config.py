@@ -11,7 +11,7 @@ from charter.train.config import DpoSettings, LoraSettings, RewardSettings, SftS
 def test_defaults_are_cpu_friendly():
     s = SftSettings()
     assert (s.precision, s.lora.r, s.lora.alpha, s.max_length, s.logging_steps) == ("fp32", 8, 16, 512, 1)
-    assert set(s.lora.target_modules) >= {"q_proj", "v_proj", "gate_proj", "down_proj"}
+    assert s.lora.target_modules == ("all-linear",)
     args = s.trainer_arguments("/tmp/x")
     assert args["bf16"] is False and args["eval_strategy"] == "no" and args["logging_steps"] == 1
 
@@ -42,3 +42,25 @@ def test_settings_round_trip_through_a_dict():
 def test_overrides_ignore_unset_values():
     s = SftSettings().with_overrides(max_steps=7, learning_rate=None)
     assert s.max_steps == 7 and s.learning_rate == SftSettings().learning_rate
+
+
+def _tiny(config_class, **extra):
+    from transformers import AutoModelForCausalLM
+
+    config = config_class(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                          num_attention_heads=2, num_key_value_heads=1, head_dim=16, **extra)
+    return AutoModelForCausalLM.from_config(config)
+
+
+@pytest.mark.parametrize("architecture", ["llama", "gemma3"])
+def test_lora_targets_are_found_in_each_architecture(architecture):
+    """The default targets are every linear layer of the decoder, whatever the architecture calls
+    them, and never the output head: for Llama exactly the seven projections."""
+    from peft import get_peft_model
+    from transformers import Gemma3TextConfig, LlamaConfig
+
+    config_class = {"llama": LlamaConfig, "gemma3": Gemma3TextConfig}[architecture]
+    model = get_peft_model(_tiny(config_class), SftSettings().lora.peft_config())
+    targeted = {name.rsplit(".", 1)[-1] for name, module in model.named_modules() if hasattr(module, "lora_A")}
+    assert targeted == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
+    assert not any("lm_head" in name and hasattr(m, "lora_A") for name, m in model.named_modules())

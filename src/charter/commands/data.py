@@ -119,6 +119,8 @@ def generate_prefs(
     cot: bool = typer.Option(False, "--cot", help="judge: reason first, clamp probabilities"),
     band: str = typer.Option("0.4,0.6", "--band", help="judge --cot: probability band LOW,HIGH"),
     general: bool = typer.Option(False, "--general", help="judge: one principle, 'best for humanity'"),
+    judge_mode: str = typer.Option("auto", "--judge-mode", help="judge: auto | prefill | letter | generate "
+                                   "(auto: prefill where the engine allows it, else the first token's logprobs)"),
     max_tokens: int = _MAX_TOKENS, batch_size: int = _BATCH,
 ) -> None:
     """Preference pairs: contrastive (labelled by construction) or AI feedback (soft labels)."""
@@ -130,7 +132,8 @@ def generate_prefs(
     if chosen == "contrastive":
         options["rejected"] = rejected
     else:
-        options["config"] = JudgeConfig(principles=principles, cot=cot, band=_band(band), general=general)
+        options["config"] = JudgeConfig(principles=principles, cot=cot, band=_band(band), general=general,
+                                        mode=judge_mode)
     _generate(constitution, {"policy": engine, "feedback": feedback_engine}, out, new_run, lambda s, p: run_prefs(
         s.store, s.constitution, s.engines["policy"], _load_prompts(prompts, column, s.store),
         feedback_engine=s.engines.get("feedback", s.engines["policy"]), mode=chosen, seed=seed, limit=limit,

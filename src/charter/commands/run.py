@@ -19,8 +19,13 @@ def run(
     constitution: Path | None = typer.Argument(None, help="Constitution file (default: the example one)"),
     out: Path = typer.Option(_default("out"), "--out", help="Run folder (reused to resume)"),
     policy: str = typer.Option(_default("policy"), "--policy", help="Engine that writes data and is trained"),
+    base: str | None = typer.Option(_default("base"), "--base", help="Model to train: a .gguf, a transformers "
+                                    "folder or a Hub name (default: the policy's own model; required for a server)"),
     feedback: str | None = typer.Option(_default("feedback"), "--feedback", help="Feedback engine (critique recipe)"),
     judge: str | None = typer.Option(_default("judge"), "--judge", help="Eval judge engine (default: rule-based only)"),
+    judge_mode: str = typer.Option(_default("judge_mode"), "--judge-mode", help="auto | prefill | letter | generate: "
+                                   "how judges answer (auto: prefill where the engine allows, else first-token "
+                                   "logprobs; generate: written verdicts, for servers without logprobs)"),
     recipe: str = typer.Option(_default("recipe"), "--recipe", help="auto | contrastive | critique (auto: "
                                "contrastive when the judging engine, --feedback or --policy, is the embedded model)"),
     limit: int = typer.Option(_default("limit"), "--limit",
@@ -42,13 +47,14 @@ def run(
     seed: int = typer.Option(_default("seed"), "--seed"),
     stages: str = typer.Option(",".join(STAGES), "--stages", help="Stages to run, comma-separated"),
     new_run: bool = typer.Option(False, "--new-run", help="Start a fresh folder beside --out if it holds another run"),
+    offline: bool = typer.Option(False, "--offline", help="Never reach the Hugging Face Hub (HF_HUB_OFFLINE=1)"),
 ) -> None:
     """Constitution -> data -> SFT -> DPO -> export (HF + GGUF) -> eval before/after -> report.html."""
     from charter.shipped import example_constitution_path
 
     config = PipelineConfig(
-        constitution=constitution or example_constitution_path(), out=out, policy=policy, feedback=feedback,
-        judge=judge, recipe=recipe, limit=limit, safe_ratio=safe_ratio, dpo_safe_ratio=dpo_safe_ratio, samples=samples,
+        constitution=constitution or example_constitution_path(), out=out, policy=policy, base=base,
+        feedback=feedback, judge=judge, judge_mode=judge_mode, recipe=recipe, offline=offline, limit=limit, safe_ratio=safe_ratio, dpo_safe_ratio=dpo_safe_ratio, samples=samples,
         max_tokens=max_tokens, rounds=rounds,
         max_steps=max_steps, sft_learning_rate=sft_lr, dpo_learning_rate=dpo_lr, eval_limit=eval_limit,
         eval_max_tokens=eval_max_tokens,

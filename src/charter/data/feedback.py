@@ -26,7 +26,9 @@ from charter.data.judging import (
     choice_request,
     feedback_examples,
     question_text,
+    resolve_judge_mode,
     soft_label,
+    written_verdict,
 )
 from charter.data.prompts import PromptItem, deduplicate
 from charter.data.runner import (
@@ -56,10 +58,12 @@ class JudgeConfig:
     general: bool = False  # one general principle instead of the constitution's
     fewshot_count: int = 2
     cot_tokens: int = 96
+    mode: str = "auto"  # how to ask: auto | prefill | letter | generate (data/judging.py)
 
     @property
     def label_source(self) -> str:
-        return "ai_feedback" + (":general" if self.general else "") + (":cot" if self.cot else "")
+        written = ":written" if self.mode == "generate" else ""  # hard labels from written verdicts
+        return "ai_feedback" + (":general" if self.general else "") + (":cot" if self.cot else "") + written
 
 
 def run_prefs(
@@ -105,17 +109,19 @@ def run_judged(
     fewshot = fewshot or load_fewshot()
     items, duplicates = deduplicate(prompts)
     items = items[:limit] if limit is not None else items
-    fixed = {"mode": "judge", "seed": seed, "max_tokens": max_tokens, "temperature": temperature,
+    judge_mode = resolve_judge_mode(config.mode, judge)
+    fixed = {"mode": "judge", "judge_mode": judge_mode, "seed": seed, "max_tokens": max_tokens, "temperature": temperature,
              "principles": config.principles, "cot": config.cot, "band": list(config.band),
              "general": config.general, "fewshot": fewshot.digest,
              "fewshot_count": config.fewshot_count, "batch_size": batch_size}
     store.begin_stage("prefs", {**fixed, "limit": limit, "prompts": len(items)}, fixed=tuple(fixed))
     stage = Stage("prefs", store, constitution, engine, seed, progress)
-    judging = _Judging(stage, judge, config, fewshot, max_tokens, temperature)
+    judging = _Judging(stage, judge, config, judge_mode, fewshot, max_tokens, temperature)
     for batch in chunks(list(enumerate(items)), batch_size):
         judging.run_batch(batch)
         stage.report("prefs: sample pairs, ask the feedback model", batch[-1][0] + 1, len(items))
-    summary = {"prompts": len(items), "duplicates": duplicates, "label_source": config.label_source}
+    summary = {"prompts": len(items), "duplicates": duplicates, "label_source": config.label_source,
+               "judge_mode": judge_mode}
     return stage.finish(mode="judge", **summary)
 
 
@@ -128,28 +134,29 @@ class _Question:
     pair: Record  # the "pair_samples" record: two answers to item.prompt
     principle: Principle
     order: str  # "ab": sample 0 is option A; "ba": sample 0 is option B
+    mode: str = "prefill"  # how the judge is asked (data/judging.py)
 
     def text(self) -> str:
         first, second = self.pair.data["texts"][:: 1 if self.order == "ab" else -1]
-        return question_text(self.item.prompt, self.principle.text, first, second)
+        return question_text(self.item.prompt, self.principle.text, first, second, self.mode)
 
     def clause_ids(self) -> tuple[str, ...]:
         return () if self.principle is GENERAL else (self.principle.id,)
 
 
 class _Judging:
-    def __init__(self, stage: Stage, judge: Engine, config: JudgeConfig, fewshot: FewShot,
+    def __init__(self, stage: Stage, judge: Engine, config: JudgeConfig, mode: str, fewshot: FewShot,
                  max_tokens: int, temperature: float):
-        self.stage, self.judge, self.config = stage, judge, config
+        self.stage, self.judge, self.config, self.mode = stage, judge, config, mode
         self.judge_fp = judge.fingerprint
         self.max_tokens, self.temperature = max_tokens, temperature
-        self.examples = feedback_examples(fewshot, stage.constitution, config.fewshot_count)
+        self.examples = feedback_examples(fewshot, stage.constitution, config.fewshot_count, mode)
         self.stored: set[str] = set()  # judgment keys found in the store (not written again)
 
     def run_batch(self, batch: Sequence[tuple[int, PromptItem]]) -> None:
         samples = run_steps(self.stage, [self.sample_step(pos, item) for pos, item in batch])
         pairs = {pos: samples[self.sample_key(item)] for pos, item in batch}
-        questions = [_Question(pos, item, pairs[pos], principle, order)
+        questions = [_Question(pos, item, pairs[pos], principle, order, self.mode)
                      for pos, item in batch if pairs[pos].data["usable"]
                      for principle in self.principles(item) for order in ("ab", "ba")]
         reasoning = {}
@@ -218,6 +225,8 @@ class _Judging:
 
     def judgment_key(self, q: _Question) -> str:
         extra = {"judge": q.order, "config": self.config.label_source}
+        if self.mode != "prefill":  # prefill keys stay as they were before the other modes existed
+            extra["mode"] = self.mode
         return self.stage.key([q.pair.key], q.principle.id, None, extra=extra, engine=self.judge_fp)
 
     def judge_all(self, questions: list[_Question], reasoning: dict[str, Record]) -> dict[str, Record]:
@@ -233,7 +242,7 @@ class _Judging:
 
     def choice(self, q: _Question, reasoning: dict[str, Record]) -> ChoiceRequest:
         thought = reasoning[self.cot_step(q).key].data["text"] if self.config.cot else None
-        return choice_request(self.examples, q.text(), thought)
+        return choice_request(self.examples, q.text(), thought, self.mode)
 
     def ask(self, requests: list[ChoiceRequest]) -> list[dict | str]:
         """Probabilities per request, or the reason it could not be judged (an abstention)."""
@@ -241,6 +250,10 @@ class _Judging:
             return []
         started = time.perf_counter()
         fresh_cache(self.judge)
+        if self.mode == "generate":
+            answers = self.ask_written(requests)
+            self.stage.stats.engine_seconds += time.perf_counter() - started
+            return answers
         try:
             answers: list[dict | str] = list(choose_many(self.judge, requests))
         except EngineError:  # judge one by one so that one bad question abstains alone
@@ -251,6 +264,19 @@ class _Judging:
                 except EngineError as exc:
                     answers.append(str(exc))
         self.stage.stats.engine_seconds += time.perf_counter() - started
+        return answers
+
+    def ask_written(self, requests: list[ChoiceRequest]) -> list[dict | str]:
+        """Mode generate: the judge writes its answer (greedy); its first A or B is a 1/0 verdict."""
+        asks = [GenerationRequest(messages=r.messages, max_tokens=8, temperature=0.0, seed=0) for r in requests]
+        answers: list[dict | str] = []
+        for outs in self.judge.generate(asks):
+            letter = written_verdict(outs[0].text)
+            if letter is None:
+                answers.append(f"no A or B at the start of the written answer {outs[0].text[:60]!r}")
+            else:
+                self.stage.stats.add("written_verdicts")
+                answers.append({"A": float(letter == "A"), "B": float(letter == "B")})
         return answers
 
     def judgment(self, key: str, q: _Question, request: ChoiceRequest, answer: dict | str) -> Record:
@@ -264,6 +290,7 @@ class _Judging:
         p_first = None if probs is None else round(probs["A" if q.order == "ab" else "B"], 6)
         data = {"prompt_id": q.item.uid, "principle_id": q.principle.id, "order": q.order,
                 "probs": probs, "p_first": p_first, "abstained": probs is None, "reason": reason,
+                "judge_mode": self.mode,
                 "question": request.messages[-1]["content"],
                 "assistant_prefix": request.assistant_prefix,
                 **self.stage.provenance(None, self.judge_fp)}

@@ -1,6 +1,16 @@
 """The feedback model's multiple-choice question, and how its answers become one soft label.
 
 Pure functions, no engine: `feedback.py` asks the questions and stores the answers.
+
+Three ways to ask (`JUDGE_MODES`; "auto" picks the first the engine allows):
+- `prefill`: the answer turn is opened with "The answer is (" and the engine's option
+  probabilities for "A"/"B" come next (Constitutional AI's own format). Needs an engine that
+  continues a given assistant prefix: every local engine, vLLM's server with prefill=continue.
+- `letter`: no prefix; the question asks for the single letter A or B and the probabilities are
+  those of the answer's first token (OpenAI `top_logprobs`; llama.cpp's and vLLM's servers give
+  them too). What any OpenAI-compatible server with log-probabilities can do.
+- `generate`: for servers without log-probabilities: the judge writes its answer (greedy) and the
+  first A or B in it is the verdict, a hard 1/0 label, counted as such in the stage's stats.
 """
 
 from __future__ import annotations
@@ -18,6 +28,26 @@ GENERAL = Principle(
 )
 ANSWER_PREFIX = "The answer is ("
 COT_REQUEST = "Think step by step about which option better fits the principle, in a few sentences."
+JUDGE_MODES = ("auto", "prefill", "letter", "generate")
+PREFILL_CLOSING = "Answer with (A) or (B)."
+LETTER_CLOSING = "Answer with the single letter A or B and nothing else."
+COT_FOLLOW_UP = "Therefore, which option is better? " + LETTER_CLOSING
+
+
+def resolve_judge_mode(mode: str, engine) -> str:
+    """The way to ask `engine`: `mode` itself, or for "auto" prefill where the engine allows it."""
+    from charter.engines.base import supports_prefill
+    from charter.errors import CharterError
+
+    if mode not in JUDGE_MODES:
+        raise CharterError(f"judge mode '{mode}' is unknown; use one of {', '.join(JUDGE_MODES)}")
+    if mode == "auto":
+        return "prefill" if supports_prefill(engine) else "letter"
+    if mode == "prefill" and not supports_prefill(engine):
+        raise CharterError(f"judge mode 'prefill' needs an engine that continues an assistant prefix, and "
+                           f"'{engine.name}' does not (an OpenAI-compatible server: pass prefill=continue "
+                           f"for vLLM); use --judge-mode letter or auto")
+    return mode
 
 
 def neutralise(text: str) -> str:
@@ -26,16 +56,19 @@ def neutralise(text: str) -> str:
     return re.sub(r"(?im)^\s*options\s*:", "options -", text)
 
 
-def question_text(prompt: str, principle_text: str, first: str, second: str) -> str:
+def question_text(prompt: str, principle_text: str, first: str, second: str, mode: str = "prefill") -> str:
+    closing = PREFILL_CLOSING if mode == "prefill" else LETTER_CLOSING
     return (
         "Consider the following conversation between a human and an assistant:\n\n"
         f"Human: {neutralise(prompt)}\n\n{principle_text}\n\nOptions:\n"
-        f"(A) {neutralise(first)}\n(B) {neutralise(second)}\n\nAnswer with (A) or (B)."
+        f"(A) {neutralise(first)}\n(B) {neutralise(second)}\n\n{closing}"
     )
 
 
-def feedback_examples(fewshot: FewShot, constitution: Constitution, count: int) -> list[dict]:
-    """Worked questions with their answers, for principles this constitution has."""
+def feedback_examples(fewshot: FewShot, constitution: Constitution, count: int,
+                      mode: str = "prefill") -> list[dict]:
+    """Worked questions with their answers (in the format `mode` asks for), for principles this
+    constitution has."""
     turns: list[dict] = []
     for example in fewshot.feedback:
         if len(turns) >= 2 * count:
@@ -45,21 +78,42 @@ def feedback_examples(fewshot: FewShot, constitution: Constitution, count: int) 
         except KeyError:
             continue
         question = question_text(
-            example["prompt"], principle.text, example["response_a"], example["response_b"]
+            example["prompt"], principle.text, example["response_a"], example["response_b"], mode
         )
-        answer = f"{ANSWER_PREFIX}{example['answer'].strip()})"
+        letter = example["answer"].strip()
+        answer = f"{ANSWER_PREFIX}{letter})" if mode == "prefill" else letter
         turns += [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]
     return turns
 
 
-def choice_request(examples: list[dict], question: str, reasoning: str | None) -> ChoiceRequest:
-    """Options A/B after "The answer is (", or after the model's own reasoning when given (CoT)."""
-    prefix = ANSWER_PREFIX
-    if reasoning is not None:
-        question += "\n\n" + COT_REQUEST
-        prefix = f"{reasoning}\nTherefore, {ANSWER_PREFIX[0].lower()}{ANSWER_PREFIX[1:]}"
+def choice_request(examples: list[dict], question: str, reasoning: str | None,
+                   mode: str = "prefill") -> ChoiceRequest:
+    """Options A/B after "The answer is (", or after the model's own reasoning when given (CoT).
+
+    Without prefill (modes letter and generate) the answer turn starts empty; with reasoning, the
+    reasoning is the judge's own earlier turn and a follow-up asks for the letter."""
+    if mode == "prefill":
+        prefix = ANSWER_PREFIX
+        if reasoning is not None:
+            question += "\n\n" + COT_REQUEST
+            prefix = f"{reasoning}\nTherefore, {ANSWER_PREFIX[0].lower()}{ANSWER_PREFIX[1:]}"
+        messages = (*examples, {"role": "user", "content": question})
+        return ChoiceRequest(messages=messages, options=("A", "B"), assistant_prefix=prefix)
     messages = (*examples, {"role": "user", "content": question})
-    return ChoiceRequest(messages=messages, options=("A", "B"), assistant_prefix=prefix)
+    if reasoning is not None:
+        messages = (*examples, {"role": "user", "content": question + "\n\n" + COT_REQUEST},
+                    {"role": "assistant", "content": reasoning}, {"role": "user", "content": COT_FOLLOW_UP})
+    return ChoiceRequest(messages=messages, options=("A", "B"))
+
+
+# Capital letters only: "a good answer" must not read as option A.
+_WRITTEN = re.compile(r"^[\s*\"'`]*(?i:(?:the )?answer(?: is)?\s*:?\s*)?[(\[]?\s*([AB])\b")
+
+
+def written_verdict(reply: str) -> str | None:
+    """The option a written answer starts with ("A", "(B)", "The answer is (A)"), else None."""
+    match = _WRITTEN.match(reply or "")
+    return match.group(1) if match else None
 
 
 @dataclass(frozen=True)

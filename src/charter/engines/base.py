@@ -91,3 +91,12 @@ def choose_many(engine: Engine, requests: list[ChoiceRequest]) -> list[dict[str,
     if batched is not None:
         return batched(requests)
     return [engine.choose(r) for r in requests]
+
+
+def supports_prefill(engine: Engine) -> bool:
+    """Whether `choose` may carry an `assistant_prefix` (text the answer turn starts with).
+
+    Local engines render the chat template themselves, so they always can; an OpenAI-compatible
+    server can only if it continues a final assistant message (vLLM with prefill=continue).
+    Judges ask for a bare option letter where this is False (data/judging.py, evals/grading.py)."""
+    return bool(getattr(engine, "supports_prefill", True))

@@ -151,6 +151,13 @@ def check_generation(request: GenerationRequest) -> None:
         raise EngineError("generate() got a request with no messages; give at least one user message")
 
 
+# For base models whose tokenizer has no chat template (e.g. a pretrained-only GGUF): a plain
+# transcript every engine and the trainers share, so data, training and evals see one format.
+TRANSCRIPT_TEMPLATE = ("{% for m in messages %}{{ m['role'] | capitalize }}: {{ m['content'] }}\n{% endfor %}"
+                       "{% if add_generation_prompt %}Assistant:{% endif %}")
+TRANSCRIPT_STOP = "\nUser:"  # where a base model would start writing the user's next turn
+
+
 def render_chat_template(template: str, messages: list[dict], *, bos_token: str, eos_token: str,
                          add_generation_prompt: bool = True) -> str:
     """Render a Hugging Face style Jinja chat template, the way transformers does."""

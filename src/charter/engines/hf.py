@@ -18,6 +18,8 @@ from pathlib import Path
 
 from charter.engines.base import ChoiceRequest, Completion, EngineStats, GenerationRequest
 from charter.engines.common import (
+    TRANSCRIPT_STOP,
+    TRANSCRIPT_TEMPLATE,
     check_choice,
     check_generation,
     check_options,
@@ -43,7 +45,9 @@ def load_hf_model(path: str | Path):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    path = Path(path).expanduser()
+    from charter.hub import local_model
+
+    path = local_model(path)  # a Hub name is downloaded (unless offline)
     if not path.exists():
         raise EngineError(f"model {path} does not exist; give a transformers folder or a .gguf file")
     try:
@@ -91,9 +95,9 @@ class HFEngine:
         self.model, self.tokenizer = load_hf_model(self.path)
         if self.adapter:
             self.model = self._merge_adapter(self.model, self.adapter)
-        if not self.tokenizer.chat_template:
-            raise EngineError(f"engine '{name}': the tokenizer of {self.path} has no chat template; "
-                              f"use a chat model")
+        if not self.tokenizer.chat_template:  # a base model: the transcript the trainers use too
+            self.tokenizer.chat_template = TRANSCRIPT_TEMPLATE
+        self._extra_stop = (TRANSCRIPT_STOP,) if self.tokenizer.chat_template == TRANSCRIPT_TEMPLATE else ()
         eos = self.model.generation_config.eos_token_id
         self._eos = set(eos if isinstance(eos, list) else [eos]) | {self.tokenizer.eos_token_id}
         # transformers 5 renamed forward's `past_key_values` to `cache`; use the name this one has.
@@ -156,7 +160,7 @@ class HFEngine:
                 chunk = seqs[start:start + self.batch_size]
                 for (r_index, sample, prompt), (tokens, reason) in zip(chunk, self._decode(chunk, requests)):
                     raw = self.tokenizer.decode(tokens, skip_special_tokens=True)
-                    text, hit = cut_at_stop(raw, requests[r_index].stop)
+                    text, hit = cut_at_stop(raw, (*requests[r_index].stop, *self._extra_stop))
                     out[r_index].append(Completion(text, "stop" if hit else reason, len(prompt),
                                                    len(tokens), sample))
                     self.stats.prompt_tokens += len(prompt)
@@ -193,7 +197,8 @@ class HFEngine:
                     reasons[i] = "stop"
                     continue
                 outs[i].append(token)
-                if reqs[i].stop and cut_at_stop(self.tokenizer.decode(outs[i][-32:]), reqs[i].stop)[1]:
+                stops = (*reqs[i].stop, *self._extra_stop)
+                if stops and cut_at_stop(self.tokenizer.decode(outs[i][-32:]), stops)[1]:
                     reasons[i] = "stop"
                 elif len(outs[i]) >= reqs[i].max_tokens:
                     reasons[i] = "length"

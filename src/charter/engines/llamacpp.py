@@ -26,6 +26,8 @@ from pathlib import Path
 
 from charter.engines.base import ChoiceRequest, Completion, EngineStats, GenerationRequest
 from charter.engines.common import (
+    TRANSCRIPT_STOP,
+    TRANSCRIPT_TEMPLATE,
     check_choice,
     check_generation,
     check_options,
@@ -90,7 +92,9 @@ class LlamaCppEngine:
 
             apply_adapters(self._llm.ctx, self._adapters)
         meta = self._llm.metadata
-        self._template = meta.get("tokenizer.chat_template")
+        # No template (a base model): the plain transcript the trainers use for it too.
+        self._template = meta.get("tokenizer.chat_template") or TRANSCRIPT_TEMPLATE
+        self._extra_stop = (TRANSCRIPT_STOP,) if self._template == TRANSCRIPT_TEMPLATE else ()
         self._bos = self._token_text(self._llm.token_bos())
         self._eos = self._token_text(self._llm.token_eos())
         self._piece = lru_cache(maxsize=None)(lambda t: self._llm.detokenize([t]))
@@ -143,11 +147,7 @@ class LlamaCppEngine:
     # -- prompts ---------------------------------------------------------------------------
     def prompt_text(self, messages, assistant_prefix: str = "") -> str:
         messages = [dict(m) for m in messages]
-        if self._template:
-            text = render_chat_template(self._template, messages, bos_token=self._bos,
-                                        eos_token=self._eos)
-        else:  # a base model without a template: a plain transcript it can continue
-            text = "".join(f"{m['role'].capitalize()}: {m['content']}\n" for m in messages) + "Assistant:"
+        text = render_chat_template(self._template, messages, bos_token=self._bos, eos_token=self._eos)
         return text + assistant_prefix
 
     def tokenize(self, text: str) -> list[int]:
@@ -171,9 +171,10 @@ class LlamaCppEngine:
         for r_index, request in enumerate(requests):
             check_generation(request)
             prompt = self._prompt_tokens(request.messages)
+            stops = (*request.stop, *self._extra_stop)
             for sample in range(request.n):
                 jobs.append(Job(prompt, request.max_tokens, request.temperature, request.top_p,
-                                tuple(s.encode() for s in request.stop if s),
+                                tuple(s.encode() for s in stops if s),
                                 sequence_rng(request.seed, sample)))
                 owners.append((r_index, sample))
         if self._decoder is not None:
@@ -184,7 +185,7 @@ class LlamaCppEngine:
         out: list[list[Completion]] = [[] for _ in requests]
         for job, (r_index, sample), (tokens, reason) in zip(jobs, owners, results):
             raw = self._llm.detokenize(tokens).decode("utf-8", errors="replace")
-            text, hit = cut_at_stop(raw, requests[r_index].stop)
+            text, hit = cut_at_stop(raw, (*requests[r_index].stop, *self._extra_stop))
             out[r_index].append(Completion(text, "stop" if hit else reason, len(job.prompt),
                                            len(tokens), sample))
             self.stats.prompt_tokens += len(job.prompt)

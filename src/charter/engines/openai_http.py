@@ -21,6 +21,8 @@ import os
 import random
 import time
 
+import numpy as np
+
 from charter.engines.base import ChoiceRequest, Completion, EngineStats, GenerationRequest
 from charter.engines.common import check_choice, check_generation, check_options, normalise_logprobs
 from charter.errors import EngineError
@@ -51,6 +53,11 @@ class OpenAIEngine:
     @property
     def fingerprint(self) -> str:
         return f"openai:{self.base_url}#{self.model}"
+
+    @property
+    def supports_prefill(self) -> bool:
+        """choose() with an assistant_prefix needs a server that continues the assistant turn."""
+        return self.prefill == "continue"
 
     # -- HTTP ---------------------------------------------------------------------------------
     async def _post(self, client, limit: asyncio.Semaphore, body: dict) -> dict:
@@ -143,11 +150,12 @@ class OpenAIEngine:
     def choose_many(self, requests: list[ChoiceRequest]) -> list[dict[str, float]]:
         """Probabilities of each option as the next token, from the server's top log-probabilities.
 
-        The server tokenizes, so an option is scored as the one next token whose text equals it:
-        exact for labels that are single tokens (A/B, Yes/No, most short words); an option absent
-        from the top 20 gets probability 0, and if all are absent this raises EngineError. An
-        assistant_prefix needs a server that continues a final assistant message (vLLM: pass
-        prefill=continue)."""
+        The server tokenizes, so an option is scored as the next tokens whose text is the option
+        once spaces and brackets around it are dropped (" A", "A", "(A" all count for "A"; their
+        probabilities add up): exact for labels that are single tokens (A/B, Yes/No, most short
+        words). An option absent from the top 20 gets probability 0, and if all are absent this
+        raises EngineError. An assistant_prefix needs a server that continues a final assistant
+        message (vLLM: pass prefill=continue); judges ask for a bare letter instead elsewhere."""
         bodies = [self._choice_body(r) for r in requests]
         return [self._option_probs(r, reply) for r, reply in zip(requests, self._run(bodies))]
 
@@ -171,13 +179,16 @@ class OpenAIEngine:
         if not content or not content[0].get("top_logprobs"):
             raise EngineError(f"server {self.base_url} returned no log-probabilities for model "
                               f"'{self.model}'; choose() needs a server that supports logprobs/"
-                              f"top_logprobs (llama-cpp-python, vLLM, OpenAI)")
+                              f"top_logprobs (llama.cpp, vLLM, OpenAI); without them, judge by "
+                              f"written verdicts: --judge-mode generate")
         top = {t["token"]: float(t["logprob"]) for t in content[0]["top_logprobs"]}
-        scores = {}
-        for option in request.options:
-            # The server's tokenizer is unknown here, so an option is matched to one next token by
-            # its exact text; one missing from the top list is less likely than all listed: 0.
-            scores[option] = top.get(option, -math.inf)
+        scores = {option: -math.inf for option in request.options}
+        for token, logprob in top.items():
+            # The server's tokenizer is unknown here, so an option is matched to next tokens by
+            # their text; one missing from the top list is less likely than all listed: 0.
+            option = _option_of(token, request.options)
+            if option is not None:
+                scores[option] = float(np.logaddexp(scores[option], logprob))
         if all(math.isinf(v) for v in scores.values()):
             raise EngineError(f"none of the options {list(request.options)} is among the server's top "
                               f"{TOP_LOGPROBS} next tokens {list(top)[:5]}...; check the options match "
@@ -186,6 +197,14 @@ class OpenAIEngine:
 
     def close(self) -> None:
         pass
+
+
+def _option_of(token: str, options: tuple[str, ...]) -> str | None:
+    """The option a next token stands for: its exact text, or its text without spaces and brackets."""
+    if token in options:
+        return token
+    bare = token.strip().strip("([*\"'").strip()
+    return bare if bare and bare in options else None
 
 
 def _first_choice(reply: dict, url: str) -> dict:

@@ -7,7 +7,9 @@ The judge answers in one of two modes:
 - `generate`: it writes a short rationale and a final `VERDICT: X` line; the verdict is the LAST
   such line, and a reply without one is *unscored* (an abstention), never a guess;
 - `choose`: the engine's `choose()` gives a probability for each option after the prefix
-  `VERDICT: `; the verdict is the most probable option and the probabilities are kept.
+  `VERDICT: `; the verdict is the most probable option and the probabilities are kept. An engine
+  that cannot continue a prefix (an OpenAI-compatible server) is asked to reply with the option
+  alone, and the probabilities are those of its first token.
 
 Every verdict keeps the judge's prompt and reply, so a reader can check any label by hand.
 """
@@ -19,7 +21,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
-from charter.engines.base import ChoiceRequest, Engine, GenerationRequest, choose_many
+from charter.engines.base import ChoiceRequest, Engine, GenerationRequest, choose_many, supports_prefill
 
 Mode = Literal["choose", "generate"]
 KEY = "VERDICT"
@@ -92,16 +94,16 @@ class Judge:
         if not questions:
             return []
         self.calls += len(questions)
-        labelled = [_label(q, self.seed, think=self.mode == "generate") for q in questions]
+        prefill = self.mode == "choose" and supports_prefill(self.engine)
+        lead = "think" if self.mode == "generate" else "verdict" if prefill else "bare"
+        labelled = [_label(q, self.seed, lead) for q in questions]
         if self.mode == "choose":
-            return self._ask_choose(labelled)
+            return self._ask_choose(labelled, prefix=f"{KEY}: " if prefill else "")
         return self._ask_generate(labelled)
 
-    def _ask_choose(self, labelled: list[tuple[str, dict[str, str]]]) -> list[Verdict]:
+    def _ask_choose(self, labelled: list[tuple[str, dict[str, str]]], prefix: str) -> list[Verdict]:
         requests = [
-            ChoiceRequest(
-                messages=_messages(prompt), options=tuple(letters), assistant_prefix=f"{KEY}: "
-            )
+            ChoiceRequest(messages=_messages(prompt), options=tuple(letters), assistant_prefix=prefix)
             for prompt, letters in labelled
         ]
         verdicts = []
@@ -146,23 +148,28 @@ def neutralise(text: str) -> str:
     return re.sub(rf"\b({KEY})\s*:", r"\1 -", text, flags=re.IGNORECASE)
 
 
-def render(question: Question, letters: dict[str, str], think: bool = True) -> str:
-    """The judge's prompt: task, delimited material, the options and the answer format."""
+def render(question: Question, letters: dict[str, str], lead: str = "think") -> str:
+    """The judge's prompt: task, delimited material, the options and the answer format. `lead`:
+    "think" (reason, then a verdict line), "verdict" (only the verdict line), "bare" (only the
+    option, for engines whose answer cannot be prefilled with `VERDICT: `)."""
     parts = [question.task, ""]
     for label, text in question.sections:
         parts += [f"<<<{label}>>>", neutralise(text.strip()), f"<<<END {label}>>>", ""]
     meaning = dict(question.options)
     parts.append("Options:")
     parts += [f"{letter}: {meaning[token]}" for letter, token in letters.items()]
-    lead = "Think briefly, then end with" if think else "Reply with only"
+    if lead == "bare":
+        parts += ["", f"Reply with only one of {', '.join(letters)}: the option itself, nothing else."]
+        return "\n".join(parts)
+    opening = "Think briefly, then end with" if lead == "think" else "Reply with only"
     parts += [
         "",
-        f"{lead} one line of the form `{KEY}: X`, where X is one of {', '.join(letters)}.",
+        f"{opening} one line of the form `{KEY}: X`, where X is one of {', '.join(letters)}.",
     ]
     return "\n".join(parts)
 
 
-def _label(question: Question, seed: int, think: bool) -> tuple[str, dict[str, str]]:
+def _label(question: Question, seed: int, lead: str) -> tuple[str, dict[str, str]]:
     """Assign display letters to options (shuffled by seed for unordered ones) and render."""
     tokens = [token for token, _ in question.options]
     if question.ordered:
@@ -171,7 +178,7 @@ def _label(question: Question, seed: int, think: bool) -> tuple[str, dict[str, s
         shuffled = tokens[:]
         random.Random(seed).shuffle(shuffled)
         letters = {chr(ord("A") + i): token for i, token in enumerate(shuffled)}
-    return render(question, letters, think), letters
+    return render(question, letters, lead), letters
 
 
 def parse_verdict(reply: str, allowed: tuple[str, ...]) -> str | None:

@@ -33,7 +33,7 @@ def resolve_base(spec: str | Path | None) -> Path:
     """A base spec -> a GGUF file or a transformers folder.
 
     Accepted: None / "embedded" (the SmolLM2 GGUF shipped with charter), a .gguf file, a folder with
-    a config.json; engine-style prefixes ("hf:", "llamacpp:") are allowed so an engine string can be
+    a config.json, a Hugging Face Hub name (downloaded unless offline, charter.hub); engine-style prefixes ("hf:", "llamacpp:") are allowed so an engine string can be
     reused as a base.
     """
     text = "embedded" if spec is None else str(spec)
@@ -43,13 +43,41 @@ def resolve_base(spec: str | Path | None) -> Path:
         from charter.engines.registry import embedded_model_path
 
         return embedded_model_path()
-    path = Path(text).expanduser()
+    from charter.hub import local_model
+
+    path = local_model(text)
     if path.is_file() and path.suffix.lower() == ".gguf":
         return path
     if path.is_dir() and (path / "config.json").is_file():
         return path
     raise CharterError(f"base model '{spec}' is neither a .gguf file nor a transformers folder with "
-                       f"config.json; pass --base embedded, a .gguf file, or a saved model folder")
+                       f"config.json; pass --base embedded, a .gguf file, a saved model folder or a Hub name")
+
+
+def base_of_policy(policy: str) -> str:
+    """The model `charter run` trains when no --base is given: the policy engine's own model.
+
+    llamacpp:X and hf:X name it directly (a GGUF, a folder, embedded); vllm:X is a Hub name or a
+    folder transformers loads too. A model behind an OpenAI-compatible server cannot be trained
+    there, so that policy needs an explicit --base naming a local copy."""
+    scheme, _, rest = policy.partition(":")
+    target = rest.split("@", 1)[0]
+    if scheme in ("llamacpp", "hf", "vllm") and (target or scheme != "vllm"):
+        return target or "embedded"
+    raise CharterError(f"the policy '{policy}' is not a model charter can train in place (a server or a "
+                       f"mock engine); pass --base with the same model as a .gguf file, a transformers "
+                       f"folder or a Hugging Face Hub name")
+
+
+def engine_spec_for(base: str) -> str:
+    """An engine string that runs `base` untrained: llama.cpp for a GGUF (and the embedded model),
+    transformers for a folder or a Hub name."""
+    text = str(base)
+    for prefix in ENGINE_PREFIXES:
+        text = text.removeprefix(prefix)
+    if text in ("", "embedded") or text.lower().endswith(".gguf"):
+        return f"llamacpp:{text or 'embedded'}"
+    return f"hf:{text}"
 
 
 def materialize_base(spec: str | Path | None) -> Path:
@@ -86,8 +114,11 @@ def _rebuild_gguf_as_folder(gguf_path: Path, out: Path) -> None:
     if not tokenizer.chat_template:  # some transformers versions drop it; the GGUF metadata has it
         import gguf
 
+        from charter.engines.common import TRANSCRIPT_TEMPLATE
+
         field = gguf.GGUFReader(gguf_path).fields.get("tokenizer.chat_template")
-        tokenizer.chat_template = field.contents() if field is not None else None
+        # A base model's GGUF may have none: the plain transcript the engines use for it.
+        tokenizer.chat_template = field.contents() if field is not None else TRANSCRIPT_TEMPLATE
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
 
@@ -108,9 +139,10 @@ def load_tokenizer(folder: Path):
     tokenizer = AutoTokenizer.from_pretrained(folder)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    if not tokenizer.chat_template:
-        raise CharterError(f"the tokenizer in {folder} has no chat template; charter trains chat models, "
-                           f"so use a base whose tokenizer_config.json sets chat_template")
+    if not tokenizer.chat_template:  # a base model: the plain transcript the engines use for it too
+        from charter.engines.common import TRANSCRIPT_TEMPLATE
+
+        tokenizer.chat_template = TRANSCRIPT_TEMPLATE
     return tokenizer
 
 

@@ -13,7 +13,9 @@ from typing import Any
 
 from charter.errors import CharterError
 
-LLAMA_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+# PEFT's shorthand for every linear layer but the output head, found in the model itself: the
+# attention and MLP projections of any architecture (for Llama exactly q/k/v/o/gate/up/down_proj).
+ALL_LINEAR = "all-linear"
 PRECISIONS = ("fp32", "bf16", "fp16")
 SOFT_LABEL_MODES = ("robust", "hard")
 SFT_LOSS_ON = ("last_assistant", "all")
@@ -24,13 +26,14 @@ class LoraSettings:
     r: int = 8  # rank of the low-rank update
     alpha: int = 16  # scaling numerator: the update is scaled by alpha / r
     dropout: float = 0.05  # dropout on the adapter input during training
-    target_modules: tuple[str, ...] = LLAMA_PROJECTIONS  # attention and MLP projections of Llama
+    target_modules: tuple[str, ...] = (ALL_LINEAR,)  # module names, or every linear layer but the head
 
     def peft_config(self, task_type: str = "CAUSAL_LM"):
         from peft import LoraConfig
 
+        targets = ALL_LINEAR if self.target_modules == (ALL_LINEAR,) else list(self.target_modules)
         return LoraConfig(r=self.r, lora_alpha=self.alpha, lora_dropout=self.dropout,
-                          target_modules=list(self.target_modules), bias="none", task_type=task_type)
+                          target_modules=targets, bias="none", task_type=task_type)
 
 
 @dataclass(frozen=True)
@@ -88,7 +91,7 @@ class TrainSettings:
         data = dict(data)
         if isinstance(data.get("lora"), dict):
             lora = dict(data["lora"])
-            lora["target_modules"] = tuple(lora.get("target_modules", LLAMA_PROJECTIONS))
+            lora["target_modules"] = tuple(lora.get("target_modules", (ALL_LINEAR,)))
             data["lora"] = LoraSettings(**lora)
         return cls(**data)
 

@@ -2,7 +2,13 @@
 
     OUT/hf/                       transformers folder: model.safetensors, config, tokenizer, chat template
     OUT/model.<type>.gguf         the same weights for llama.cpp / Ollama (optional)
+    OUT/Modelfile                 `ollama create NAME -f OUT/Modelfile` (with the GGUF)
+    OUT/README.md                 the model card: base, adapters, training settings (model_card.py)
     OUT/charter_export.json       what went in (base, adapters in merge order), written last
+
+GGUF: Llama bases made from a GGUF keep that file's tokenizer verbatim (gguf_export.py); every
+other model goes through llama.cpp's own converter (gguf_convert.py). A model neither can write
+is an error, or with `gguf_optional` an export without GGUF whose record says why.
 
 Like training stages, an export is all-or-nothing: it is written into a hidden staging folder and
 renamed into place, and a complete OUT is skipped on rerun.
@@ -35,7 +41,8 @@ class ExportResult:
 
 
 def export(base: str | Path | None, adapter_dirs: list[str | Path], out_dir: str | Path, gguf: bool = True,
-           gguf_type: str = "f16", tokenizer_gguf: str | Path | None = None) -> ExportResult:
+           gguf_type: str = "f16", tokenizer_gguf: str | Path | None = None,
+           gguf_optional: bool = False) -> ExportResult:
     """Merge `adapter_dirs` (in order) into `base` and save HF (and GGUF) files under `out_dir`.
 
     base None: the base recorded by the first adapter. A single adapter that was trained on top of
@@ -55,13 +62,26 @@ def export(base: str | Path | None, adapter_dirs: list[str | Path], out_dir: str
     staging.mkdir(parents=True)
     try:
         source_gguf = save_merged(base, adapters, staging / "hf")
-        gguf_name = None
+        gguf_name, skipped = None, None
         if gguf:
+            from charter.train.gguf_convert import GgufUnavailable
+
             tokenizer_source = Path(tokenizer_gguf) if tokenizer_gguf else source_gguf
             gguf_name = f"model.{gguf_type}.gguf"
-            _write_gguf(staging / "hf", staging / gguf_name, tokenizer_source, gguf_type, out_dir.name)
+            try:
+                _write_gguf(staging / "hf", staging / gguf_name, tokenizer_source, gguf_type, out_dir.name)
+            except GgufUnavailable as exc:
+                if not gguf_optional:
+                    raise
+                gguf_name, skipped = None, str(exc)
         record = {"base": str(base), "adapters": [str(a.resolve()) for a in adapters],
-                  "hf": "hf", "gguf": gguf_name, "gguf_type": gguf_type if gguf else None}
+                  "hf": "hf", "gguf": gguf_name, "gguf_type": gguf_type if gguf_name else None,
+                  "gguf_skipped": skipped}
+        from charter.train.model_card import write_modelfile, write_model_card
+
+        if gguf_name:
+            write_modelfile(staging, gguf_name)
+        write_model_card(staging, record)
         write_json_atomic(staging / EXPORT_MARKER, record)  # last: marks the export complete
         if out_dir.exists():
             out_dir.rmdir()
@@ -106,10 +126,13 @@ def save_merged(base: str | Path | None, adapters: list[Path], hf_dir: Path) -> 
 
 
 def _write_gguf(hf_dir: Path, out_path: Path, tokenizer_gguf: Path | None, gguf_type: str, name: str) -> None:
-    from charter.train.gguf_export import write_gguf
+    """charter's Llama writer where it applies (its tokenizer comes verbatim from a GGUF), else
+    llama.cpp's converter."""
+    from charter.train.gguf_convert import convert_with_llama_cpp
+    from charter.train.gguf_export import SUPPORTED_ARCHITECTURES, write_gguf
 
-    if tokenizer_gguf is None:
-        raise CharterError("GGUF export copies the tokenizer from a GGUF file, and this base is not one; "
-                           "pass --tokenizer-gguf FILE (a GGUF of the same model family, e.g. the one it "
-                           "was converted from), or export without --gguf")
-    write_gguf(hf_dir, out_path, tokenizer_gguf, gguf_type, name=name)
+    architectures = json.loads((hf_dir / "config.json").read_text()).get("architectures") or []
+    if tokenizer_gguf is not None and any(a in SUPPORTED_ARCHITECTURES for a in architectures):
+        write_gguf(hf_dir, out_path, tokenizer_gguf, gguf_type, name=name)
+    else:
+        convert_with_llama_cpp(hf_dir, out_path, gguf_type)

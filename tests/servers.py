@@ -1,0 +1,135 @@
+"""Real OpenAI-compatible servers on 127.0.0.1 for the tests of every area that talks to one.
+
+`llama_server`: llama-cpp-python's own server on the embedded model (real logprobs, seeds).
+`scripted_server`: a tiny server that answers from a script (failures, replies without logprobs).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def llama_server(tmp_path_factory):
+    """A real llama-cpp-python OpenAI-compatible server on the embedded model: (base_url, model)."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    from charter.engines.registry import embedded_model_path
+
+    embedded_gguf = embedded_model_path()
+
+    port = free_port()
+    log = tmp_path_factory.mktemp("server") / "server.log"
+    threads = str(max(1, min(2, os.cpu_count() or 1)))
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "llama_cpp.server", "--model", str(embedded_gguf),
+             "--model_alias", "smol", "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048",
+             "--n_threads", threads, "--n_threads_batch", threads, "--verbose", "false"],
+            stdout=out, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}/v1"
+    deadline = time.monotonic() + 180
+    try:
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"llama_cpp.server exited early:\n{log.read_text()[-2000:]}")
+            try:
+                if httpx.get(f"{base}/models", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"llama_cpp.server did not answer /v1/models in 180 s:\n{log.read_text()[-2000:]}")
+            time.sleep(0.5)
+        yield base, "smol"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+class ScriptedServer:
+    """A tiny OpenAI-style HTTP server on 127.0.0.1 that answers from a script of failures
+    (status, headers) before succeeding, and counts the requests it saw. With logprobs=False it
+    answers like a server that has none (many hosted APIs); `content` is every reply's text, or a
+    function of the request body that returns it."""
+
+    def __init__(self, failures: list[tuple[int, dict]], logprobs: bool = True, content="ok"):
+        import json
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.failures = list(failures)
+        self.logprobs, self.content = logprobs, content
+        self.requests: list[dict] = []
+        self.times: list[float] = []
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # http.server dispatches on this exact name
+                import time
+
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                owner.requests.append(body)
+                owner.times.append(time.monotonic())
+                if owner.failures:
+                    status, headers = owner.failures.pop(0)
+                    payload = json.dumps({"error": {"message": "try later"}}).encode()
+                else:
+                    status, headers = 200, {}
+                    content = owner.content(body) if callable(owner.content) else owner.content
+                    choice = {"index": 0, "finish_reason": "stop",
+                              "message": {"role": "assistant", "content": content}}
+                    if owner.logprobs:
+                        choice["logprobs"] = {"content": [{"token": "A", "logprob": -0.1, "top_logprobs": [
+                            {"token": "A", "logprob": -0.1}, {"token": "B", "logprob": -2.4}]}]}
+                    payload = json.dumps({"choices": [choice],
+                                          "usage": {"prompt_tokens": 5, "completion_tokens": 1}}).encode()
+                self.send_response(status)
+                for key, value in headers.items():
+                    self.send_header(key, value)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def scripted_server():
+    servers = []
+
+    def start(failures=(), **options):
+        server = ScriptedServer(list(failures), **options)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.close()
