@@ -2,6 +2,11 @@
 
     python bench/serve.py [--engine llamacpp:embedded] [--clients 4] [--requests 16] [--max-tokens 16]
                           [--rounds 2] [--prompts mixed] [--time-limit 600]
+    python bench/serve.py --ttft [--requests 8] [--max-tokens 64]
+
+--ttft: time to the first streamed token, with guards, served twice from one engine: once with the
+engine's own token stream, once with it hidden (the answer generated whole, then replayed in
+pieces: how `charter serve` streamed before engines could). One client, alternating requests.
 
 Serves the example constitution twice from one engine, with guards and without (a Python-API-only
 switch), and drives each with concurrent `openai` clients sending the same prompts with the same
@@ -63,6 +68,69 @@ def drive(url: str, key: str, asks: list[str], clients: int, max_tokens: int, de
     return {"latencies": latencies, "wall": time.perf_counter() - started}
 
 
+class Replayed:
+    """The engine without its stream(): the server generates the whole answer, then replays it."""
+
+    def __init__(self, inner):
+        self.inner, self.name = inner, inner.name
+
+    @property
+    def fingerprint(self) -> str:
+        return self.inner.fingerprint
+
+    def generate(self, requests):
+        return self.inner.generate(requests)
+
+    def choose(self, request):
+        return self.inner.choose(request)
+
+    def close(self) -> None:
+        pass
+
+
+def first_token(url: str, key: str, prompt: str, max_tokens: int, seed: int) -> tuple[float, float, int]:
+    """(seconds to the first content chunk, seconds to the end, content chunks) for one stream."""
+    import openai
+
+    client = openai.OpenAI(base_url=url, api_key=key, max_retries=0, timeout=600)
+    started, first, chunks = time.perf_counter(), None, 0
+    for chunk in client.chat.completions.create(model="charter", messages=[{"role": "user", "content": prompt}],
+                                                max_tokens=max_tokens, seed=seed, temperature=0.0, stream=True):
+        if chunk.choices and chunk.choices[0].delta.content:
+            chunks += 1
+            first = first if first is not None else time.perf_counter() - started
+    return (first if first is not None else float("nan")), time.perf_counter() - started, chunks
+
+
+def ttft(args, console, base, engine, operators, key, embedder, folder) -> None:
+    from charter.serve import ServeSettings, create_app
+    from charter.serve.local import serve_in_thread
+
+    servers = {}
+    for mode, served in (("replayed", Replayed(engine)), ("streamed", engine)):
+        settings = ServeSettings(audit_path=folder / f"ttft-{mode}.sqlite")
+        servers[mode] = serve_in_thread(create_app(base, served, operators, settings, embedder=embedder))
+    asks = prompts(args.requests, "helpful")
+    first_token(servers["streamed"][0], key, asks[0], 8, 0)  # warm up
+    measured = {mode: [] for mode in servers}
+    for index, prompt in enumerate(asks):
+        for mode, (url, _) in servers.items():
+            measured[mode].append(first_token(url, key, prompt, args.max_tokens, index))
+    for _, stop in servers.values():
+        stop()
+    table = Table(title=f"time to first token, charter serve with guards, max_tokens {args.max_tokens}, "
+                        f"{args.engine}")
+    for column in ("mode", "streams", "first token p50 (s)", "whole answer p50 (s)", "chunks p50"):
+        table.add_column(column, justify="right")
+    p50 = {}
+    for mode, rows in measured.items():
+        p50[mode] = [statistics.median(r[i] for r in rows) for i in range(3)]
+        table.add_row(mode, str(len(rows)), f"{p50[mode][0]:.2f}", f"{p50[mode][1]:.2f}", f"{p50[mode][2]:.0f}")
+    console.print(table)
+    console.print(f"first token: streamed / replayed x{p50['streamed'][0] / p50['replayed'][0]:.2f}; "
+                  f"whole answer x{p50['streamed'][1] / p50['replayed'][1]:.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--engine", default="llamacpp:embedded")
@@ -72,6 +140,7 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=16)
     parser.add_argument("--prompts", choices=("helpful", "lookalike", "mixed"), default="mixed")
     parser.add_argument("--time-limit", type=float, default=600, help="Seconds for the whole run")
+    parser.add_argument("--ttft", action="store_true", help="Time to first token: real stream vs replayed")
     args = parser.parse_args()
 
     from charter.commands.constitution import example_path
@@ -87,6 +156,10 @@ def main() -> None:
     key = add_operator(folder / "operators.yaml", "bench", limits={"requests_per_minute": 1e6, "burst": 10_000})
     base, operators = load_constitution(example_path("constitution.yaml")), load_operators(folder / "operators.yaml")
     engine, embedder = make_engine(args.engine), Embedder()
+    if args.ttft:
+        ttft(args, console, base, engine, operators, key, embedder, folder)
+        engine.close()
+        return
     servers = {}
     for mode in ("no guards", "guards"):
         settings = ServeSettings(audit_path=folder / f"{mode.replace(' ', '-')}.sqlite", guards=mode == "guards")

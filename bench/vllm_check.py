@@ -2,6 +2,11 @@
 
     python bench/vllm_check.py --model /path/to/model-folder [--lora /path/to/peft-adapter]
     python bench/vllm_check.py --model HuggingFaceTB/SmolLM2-135M-Instruct   # needs the Hub
+    python bench/vllm_check.py --model FOLDER --run     # also `charter run --policy vllm:FOLDER`
+
+With --run, after the engine checks it runs the whole pipeline with the vLLM model as the policy
+(`charter run --policy vllm:MODEL --limit 8 --max-steps 5`), and
+checks that the model trained, exported and evaluated before and after is that model.
 
 Without --lora it makes a random rank-8 PEFT adapter for the model itself (needs peft and
 transformers), so the LoRA path is always exercised. Prints one line per figure; exits non-zero
@@ -43,6 +48,7 @@ def main() -> int:
     parser.add_argument("--lora", default="")
     parser.add_argument("--prompts", type=int, default=256)
     parser.add_argument("--max-tokens", type=int, default=128)
+    parser.add_argument("--run", action="store_true", help="Also charter run --policy vllm:MODEL end to end")
     args = parser.parse_args()
     failures = 0
 
@@ -90,8 +96,35 @@ def main() -> int:
         failures += not changed
         engine.close()
 
+    if args.run:
+        failures += pipeline_check(args.model)
     print(f"failures {failures}")
     return 1 if failures else 0
+
+
+def pipeline_check(model: str) -> int:
+    """`charter run` with the vLLM model as policy, tiny: the trained and evaluated model is it."""
+    import json
+    import subprocess
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "run"
+        charter = str(Path(sys.executable).parent / "charter")
+        command = [charter, "run", "--policy", f"vllm:{model}", "--out", str(out),
+                   "--limit", "8", "--max-steps", "5", "--eval-limit", "8", "--suites", "harmful,overrefusal"]
+        started = time.perf_counter()
+        done = subprocess.run(command, capture_output=True, text=True)
+        print(f"charter_run_seconds {time.perf_counter() - started:.0f} returncode {done.returncode}")
+        if done.returncode != 0:
+            print(done.stdout[-2000:] + done.stderr[-2000:])
+            return 1
+        base = json.loads((out / "eval" / "base" / "eval.json").read_text())["meta"]
+        trained = json.loads((out / "train" / "dpo" / "charter_train.json").read_text())["base"]
+        print(f"charter_run_base_eval {base['engine']} trained_base {trained['spec']}")
+        stages = json.loads((out / "manifest.json").read_text())["done"]
+        print("charter_run_stage_seconds " + " ".join(f"{k.split(':')[1]}={v.get('seconds')}"
+                                                       for k, v in stages.items() if k.startswith("pipeline:")))
+        return int(base["engine"] != f"vllm:{model}" or trained["spec"] != model)
 
 
 if __name__ == "__main__":

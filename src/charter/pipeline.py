@@ -55,6 +55,7 @@ class PipelineConfig:
     # at TRL-typical rates (2e-4 SFT, 5e-5 DPO) 30 steps left harmful-prompt refusal at 0/40.
     sft_learning_rate: float = 1e-3
     dpo_learning_rate: float = 2e-4
+    dpo_min_margin: float = 0.1  # DPO drops judged pairs whose preference is within this of 0.5
     eval_limit: int | None = None  # prompts per eval suite; None: the whole shipped suite
     eval_max_tokens: int = 96
     suites: tuple[str, ...] = ("harmful", "overrefusal", "character")

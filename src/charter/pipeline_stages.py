@@ -149,12 +149,26 @@ def stage_dpo(ctx) -> dict:
     from charter.train.dpo import train_dpo
 
     cfg = ctx.config
+    _require_pairs(ctx)
     settings = DpoSettings(base=cfg.trained_base, max_steps=cfg.max_steps, learning_rate=cfg.dpo_learning_rate,
-                           seed=cfg.seed)
+                           min_margin=cfg.dpo_min_margin, seed=cfg.seed)
     sft = ctx.layout.adapter("sft")  # DPO continues from SFT's adapter when that stage ran
     result = train_dpo(settings, [ctx.layout.dpo_data(ctx.summaries["recipe"])], ctx.layout.adapter("dpo"),
                        sft_adapter=sft if is_complete(sft) else None, progress=_train_progress(ctx, "dpo"))
     return {"metrics": result.metrics, "steps": len([h for h in result.log_history if "loss" in h])}
+
+
+def _require_pairs(ctx) -> None:
+    """DPO without pairs is a clear error naming why the data stage made none, not a missing file."""
+    if ctx.summaries["recipe"] == "contrastive" or ctx.layout.dpo_data("critique").exists():
+        return
+    prefs = ctx.store.manifest.get("done", {}).get("prefs", {})
+    why = ("identical_or_empty", "judgment_abstentions", "ties", "unjudged")
+    reasons = {k: v for k, v in prefs.items() if k in why}
+    raise CharterError(f"the data stage made no preference pairs for DPO ({prefs.get('prompts', 0)} prompts; "
+                       f"{', '.join(f'{k} {v}' for k, v in reasons.items()) or 'no reason recorded'}); see "
+                       f"the judgments in {ctx.store.folder}, use more prompts (--limit), or leave DPO out "
+                       f"(--stages prompts,data,datasets,sft,export,eval,report)")
 
 
 def stage_export(ctx) -> dict:

@@ -43,6 +43,20 @@ def test_generate_is_seeded(hf_engine):
     # (Batch-independent only up to float rounding: padding changes the matmul shapes.)
 
 
+def test_stream_is_the_generated_answer_piece_by_piece(hf_engine):
+    request = gen("Tell me about the sea.", seed=3, temperature=0.7, max_tokens=16, stop=(" the",))
+    pieces, stream = [], hf_engine.stream(request)
+    while True:
+        try:
+            pieces.append(next(stream))
+        except StopIteration as done:
+            completion = done.value
+            break
+    whole = hf_engine.generate([request])[0][0]
+    assert len(pieces) > 1 and "".join(pieces) == whole.text == completion.text
+    assert completion.completion_tokens == whole.completion_tokens
+
+
 @pytest.mark.parametrize("compute_type", ["f32", "native"])
 def test_choose_agrees_with_llamacpp_on_the_same_weights(hf_engine, compute_type):
     """What is guaranteed across engines: transformers (the GGUF dequantized to float32) and

@@ -175,3 +175,25 @@ def test_slots_shrink_to_fit_the_kv_budget(monkeypatch):
     assert len(engine._decoder._slots) == 2  # 32 MB / (512 tokens x 23 KB)
     assert len(out) == 3 and all(len(r) == 1 for r in out)
     engine.close()
+
+
+def test_stream_yields_the_generated_answer_piece_by_piece(llama_engine):
+    """Same sampler and seed as generate(), so streaming changes when the text arrives, not what
+    it is; a stop string is never sent, even in part."""
+    from charter.engines.base import GenerationRequest
+
+    for stop in ((), (",",), (" the",)):
+        request = GenerationRequest(messages=({"role": "user", "content": "Tell me about the sea."},), max_tokens=32,
+                                    temperature=0.7, seed=5, stop=stop)
+        pieces = llama_engine.stream(request)
+        sent = []
+        while True:
+            try:
+                sent.append(next(pieces))
+            except StopIteration as done:
+                completion = done.value
+                break
+        whole = llama_engine.generate([request])[0][0]
+        assert "".join(sent) == whole.text == completion.text
+        assert completion.completion_tokens == whole.completion_tokens and len(sent) > 1
+        assert not any(s in whole.text for s in stop if s)

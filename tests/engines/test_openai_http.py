@@ -37,6 +37,31 @@ def test_server_honours_seed(server_engine):
     assert server_engine.generate([request]) == server_engine.generate([request])
 
 
+def drain(pieces):
+    """All pieces of a stream() and the Completion it returns."""
+    out = []
+    while True:
+        try:
+            out.append(next(pieces))
+        except StopIteration as done:
+            return out, done.value
+
+
+def test_streams_the_servers_tokens_as_they_come(server_engine):
+    request = gen("Write a sentence about the sea.", seed=11, temperature=0.0, max_tokens=12)
+    pieces, completion = drain(server_engine.stream(request))
+    assert len(pieces) > 1 and "".join(pieces) == completion.text
+    assert completion.completion_tokens > 1 and completion.finish_reason in ("stop", "length")
+    assert completion.text == server_engine.generate([request])[0][0].text
+
+
+def test_a_stream_the_server_refuses_is_one_clear_error(scripted_server):
+    server = scripted_server([(400, {})])
+    engine = make_engine(f"openai:{server.url}#m")
+    with pytest.raises(EngineError, match="HTTP 400"):
+        drain(engine.stream(gen("hi")))
+
+
 def test_choose_from_server_logprobs(server_engine):
     probs = server_engine.choose(CAPITAL)
     assert list(probs) == list(CAPITAL.options)

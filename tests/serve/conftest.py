@@ -14,13 +14,18 @@ from charter.serve.local import serve_in_thread
 
 
 class CountingEngine:
-    """The real engine, counting calls, so tests can assert that refused requests never reach it."""
+    """The real engine, counting calls, so tests can assert that refused requests never reach it.
+    Its stream() passes the real engine's stream through, noting how many pieces were produced
+    and whether generation has finished, so a test can see what a client got before the end."""
 
     def __init__(self, inner):
         self.inner = inner
         self.name = inner.name
         self.generate_calls = 0
         self.choose_calls = 0
+        self.stream_calls = 0
+        self.produced = 0  # pieces the current stream has produced
+        self.finished = True  # the current stream's last token has been produced
         self.last_requests: list[GenerationRequest] = []
 
     @property
@@ -29,12 +34,28 @@ class CountingEngine:
 
     @property
     def calls(self) -> int:
-        return self.generate_calls + self.choose_calls
+        return self.generate_calls + self.choose_calls + self.stream_calls
 
     def generate(self, requests):
         self.generate_calls += 1
         self.last_requests = list(requests)
         return self.inner.generate(requests)
+
+    def stream(self, request):
+        self.stream_calls += 1
+        self.last_requests = [request]
+        self.produced, self.finished = 0, False
+        pieces = self.inner.stream(request)
+        try:
+            while True:
+                try:
+                    piece = next(pieces)
+                except StopIteration as done:
+                    return done.value
+                self.produced += 1
+                yield piece
+        finally:
+            self.finished = True
 
     def choose(self, request: ChoiceRequest):
         self.choose_calls += 1

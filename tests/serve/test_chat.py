@@ -45,6 +45,27 @@ def test_streaming_answers_arrive_as_chunks(deployment):
     assert chunks[-1].usage.completion_tokens > 0
 
 
+def test_tokens_stream_as_they_are_generated(deployment):
+    """Chunks reach the official client while the engine is still generating (counted against the
+    engine's own progress, not the clock), and the streamed text is the non-streamed answer."""
+    ask = dict(model="charter", messages=[{"role": "user", "content": "Describe the sea in a few sentences."}],
+               max_tokens=64, seed=4, temperature=0.0)
+    engine = deployment.engine
+    calls = engine.stream_calls
+    early, text, produced_at_first = 0, "", None
+    for chunk in deployment.client().chat.completions.create(stream=True, **ask):
+        piece = chunk.choices[0].delta.content if chunk.choices else None
+        if piece:
+            text += piece
+            early += not engine.finished
+            produced_at_first = engine.produced if produced_at_first is None else produced_at_first
+    assert engine.stream_calls == calls + 1
+    assert early >= 1, "every chunk arrived after the last token was produced"
+    assert produced_at_first < engine.produced
+    whole = deployment.client().chat.completions.create(**ask).choices[0].message.content
+    assert text == whole
+
+
 def test_a_streamed_crossing_request_is_blocked_with_the_clause_id(deployment):
     before = deployment.engine.generate_calls
     stream = deployment.client().chat.completions.create(model="charter", messages=CROSSING, stream=True)

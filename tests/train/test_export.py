@@ -103,3 +103,11 @@ def test_export_is_skipped_when_complete(export_run, dpo_run):
 
     again = export(None, [dpo_run.adapter_dir], export_run.hf_dir.parent, gguf=True, gguf_type="f32")
     assert again.skipped and again.gguf_path == export_run.gguf_path
+
+
+def test_the_export_carries_a_model_card_and_a_modelfile(export_run, sft_run, dpo_run):
+    folder = export_run.hf_dir.parent
+    card = (folder / "README.md").read_text()
+    assert "SmolLM2-135M-Instruct" in card and "| sft |" in card and "| dpo |" in card
+    assert "trl " in card and "Before and after" not in card  # figures come from `charter run`'s evals
+    assert (folder / "Modelfile").read_text().splitlines()[1] == f"FROM ./{export_run.gguf_path.name}"

@@ -39,6 +39,8 @@ def run(
     max_steps: int = typer.Option(_default("max_steps"), "--max-steps", help="Optimizer steps per trainer"),
     sft_lr: float = typer.Option(_default("sft_learning_rate"), "--sft-lr", help="SFT learning rate (LoRA)"),
     dpo_lr: float = typer.Option(_default("dpo_learning_rate"), "--dpo-lr", help="DPO learning rate (LoRA)"),
+    min_margin: float = typer.Option(_default("dpo_min_margin"), "--min-margin",
+                                     help="DPO: drop judged pairs whose preference is within this of 0.5"),
     eval_limit: int | None = typer.Option(_default("eval_limit"), "--eval-limit",
                                           help="Prompts per eval suite (default: all)"),
     eval_max_tokens: int = typer.Option(_default("eval_max_tokens"), "--eval-max-tokens",
@@ -54,10 +56,10 @@ def run(
 
     config = PipelineConfig(
         constitution=constitution or example_constitution_path(), out=out, policy=policy, base=base,
-        feedback=feedback, judge=judge, judge_mode=judge_mode, recipe=recipe, offline=offline, limit=limit, safe_ratio=safe_ratio, dpo_safe_ratio=dpo_safe_ratio, samples=samples,
-        max_tokens=max_tokens, rounds=rounds,
-        max_steps=max_steps, sft_learning_rate=sft_lr, dpo_learning_rate=dpo_lr, eval_limit=eval_limit,
-        eval_max_tokens=eval_max_tokens,
+        feedback=feedback, judge=judge, judge_mode=judge_mode, recipe=recipe, offline=offline, limit=limit,
+        safe_ratio=safe_ratio, dpo_safe_ratio=dpo_safe_ratio, samples=samples, max_tokens=max_tokens,
+        rounds=rounds, max_steps=max_steps, sft_learning_rate=sft_lr, dpo_learning_rate=dpo_lr,
+        dpo_min_margin=min_margin, eval_limit=eval_limit, eval_max_tokens=eval_max_tokens,
         suites=tuple(s.strip() for s in suites.split(",") if s.strip()), seed=seed,
         stages=tuple(s.strip() for s in stages.split(",") if s.strip()),
     )

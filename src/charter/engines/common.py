@@ -125,6 +125,31 @@ def cut_at_stop(text: str, stops: Iterable[str]) -> tuple[str, bool]:
     return (text[:cut], True) if cut >= 0 else (text, False)
 
 
+class StreamedText:
+    """What a token stream may send so far: the text decoded up to now, less anything that could
+    still turn out to be the start of a stop string (the streamed text equals the generated one,
+    which is cut before its stop string)."""
+
+    def __init__(self, stops: Iterable[str]):
+        self.stops = tuple(s for s in stops if s)
+        self.hold = max(map(len, self.stops), default=1) - 1
+        self.sent = 0
+
+    def ready(self, text: str) -> str:
+        cut, hit = cut_at_stop(text, self.stops)
+        end = len(cut) if hit else len(text) - self.hold
+        return self._take(text, end)
+
+    def rest(self, text: str) -> str:
+        """At the end of the stream: everything not yet sent, up to a stop string."""
+        return self._take(text, len(cut_at_stop(text, self.stops)[0]))
+
+    def _take(self, text: str, end: int) -> str:
+        piece = text[self.sent:end] if end > self.sent else ""
+        self.sent = max(self.sent, end)
+        return piece
+
+
 def normalise_logprobs(logprobs: dict[str, float]) -> dict[str, float]:
     """Softmax over options' summed log-probabilities: probabilities that sum to 1."""
     finite = [v for v in logprobs.values() if math.isfinite(v)]

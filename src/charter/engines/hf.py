@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import inspect
 import time
+from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from charter.engines.base import ChoiceRequest, Completion, EngineStats, Generat
 from charter.engines.common import (
     TRANSCRIPT_STOP,
     TRANSCRIPT_TEMPLATE,
+    StreamedText,
     check_choice,
     check_generation,
     check_options,
@@ -171,6 +173,42 @@ class HFEngine:
 
     def _decode(self, chunk, requests) -> list[tuple[list[int], str]]:
         """Left-padded batched sampling over the KV cache for one chunk of sequences."""
+        results: list = []
+        for _ in self._decode_steps(chunk, requests, results):
+            pass
+        return results
+
+    def stream(self, request: GenerationRequest) -> Generator[str, None, Completion]:
+        """The answer's text as tokens are sampled, by the same loop and seed as generate(); text
+        that could start a stop string is held back. Returns the whole Completion."""
+        check_generation(request)
+        if request.n != 1:
+            raise EngineError(f"engine '{self.name}': stream() takes one sample (n=1), got n={request.n}")
+        started = time.perf_counter()
+        prompt = self.tokenize(self.prompt_text(request.messages))
+        stops = (*request.stop, *self._extra_stop)
+        streamed, tokens, results = StreamedText(stops), [], []
+        with self._threads():
+            for _, token in self._decode_steps([(0, 0, prompt)], [request], results):
+                tokens.append(token)
+                # Decode the whole answer each time: a token's text can depend on its neighbours.
+                piece = streamed.ready(self.tokenizer.decode(tokens, skip_special_tokens=True).rstrip("\ufffd"))
+                if piece:
+                    yield piece
+        raw = self.tokenizer.decode(results[0][0], skip_special_tokens=True)
+        piece = streamed.rest(raw)
+        if piece:
+            yield piece
+        text, hit = cut_at_stop(raw, stops)
+        self.stats.prompt_tokens += len(prompt)
+        self.stats.completion_tokens += len(results[0][0])
+        self.stats.calls += 1
+        self.stats.seconds += time.perf_counter() - started
+        return Completion(text, "stop" if hit else results[0][1], len(prompt), len(results[0][0]))
+
+    def _decode_steps(self, chunk, requests, results: list) -> Iterator[tuple[int, int]]:
+        """The sampling loop of _decode, yielding (row, token) as each text token is sampled; the
+        rows' (tokens, finish reason) are appended to `results` at the end."""
         import torch
 
         reqs = [requests[r] for r, _, _ in chunk]
@@ -197,6 +235,7 @@ class HFEngine:
                     reasons[i] = "stop"
                     continue
                 outs[i].append(token)
+                yield i, token
                 stops = (*reqs[i].stop, *self._extra_stop)
                 if stops and cut_at_stop(self.tokenizer.decode(outs[i][-32:]), stops)[1]:
                     reasons[i] = "stop"
@@ -208,7 +247,7 @@ class HFEngine:
             ids = torch.tensor([[t if reasons[i] is None else pad] for i, t in enumerate(picked)])
             mask = torch.cat([mask, torch.ones(len(chunk), 1, dtype=mask.dtype)], dim=1)
             positions = positions[:, -1:] + 1
-        return [(o, r or "length") for o, r in zip(outs, reasons)]
+        results.extend((o, r or "length") for o, r in zip(outs, reasons))
 
     def choose(self, request: ChoiceRequest) -> dict[str, float]:
         """Same scoring as the llama.cpp engine: tokenize(prompt + option), sum the log-probs of

