@@ -4,9 +4,11 @@
                           [--rounds 2] [--prompts mixed] [--time-limit 600]
     python bench/serve.py --ttft [--requests 8] [--max-tokens 64]
 
---ttft: time to the first streamed token, with guards, served twice from one engine: once with the
-engine's own token stream, once with it hidden (the answer generated whole, then replayed in
-pieces: how `charter serve` streamed before engines could). One client, alternating requests.
+--ttft: time to the first streamed token, served from one engine with the engine's own token
+stream and with it hidden (the answer generated whole, then replayed in pieces: how `charter
+serve` streamed before engines could), each with and without guards (the output guard releases
+text a window at a time, so with guards the first chunk waits for the first screened window).
+One client, requests alternating between the four servers.
 
 Serves the example constitution twice from one engine, with guards and without (a Python-API-only
 switch), and drives each with concurrent `openai` clients sending the same prompts with the same
@@ -107,19 +109,20 @@ def ttft(args, console, base, engine, operators, key, embedder, folder) -> None:
     from charter.serve.local import serve_in_thread
 
     servers = {}
-    for mode, served in (("replayed", Replayed(engine)), ("streamed", engine)):
-        settings = ServeSettings(audit_path=folder / f"ttft-{mode}.sqlite")
-        servers[mode] = serve_in_thread(create_app(base, served, operators, settings, embedder=embedder))
+    for guards in (True, False):
+        for stream, served in (("replayed", Replayed(engine)), ("streamed", engine)):
+            mode = f"{stream}, {'guards' if guards else 'no guards'}"
+            settings = ServeSettings(audit_path=folder / f"ttft-{stream}-{guards}.sqlite", guards=guards)
+            servers[mode] = serve_in_thread(create_app(base, served, operators, settings, embedder=embedder))
     asks = prompts(args.requests, "helpful")
-    first_token(servers["streamed"][0], key, asks[0], 8, 0)  # warm up
+    first_token(servers["streamed, guards"][0], key, asks[0], 8, 0)  # warm up
     measured = {mode: [] for mode in servers}
     for index, prompt in enumerate(asks):
         for mode, (url, _) in servers.items():
             measured[mode].append(first_token(url, key, prompt, args.max_tokens, index))
     for _, stop in servers.values():
         stop()
-    table = Table(title=f"time to first token, charter serve with guards, max_tokens {args.max_tokens}, "
-                        f"{args.engine}")
+    table = Table(title=f"time to first token, charter serve, max_tokens {args.max_tokens}, {args.engine}")
     for column in ("mode", "streams", "first token p50 (s)", "whole answer p50 (s)", "chunks p50"):
         table.add_column(column, justify="right")
     p50 = {}
@@ -127,8 +130,10 @@ def ttft(args, console, base, engine, operators, key, embedder, folder) -> None:
         p50[mode] = [statistics.median(r[i] for r in rows) for i in range(3)]
         table.add_row(mode, str(len(rows)), f"{p50[mode][0]:.2f}", f"{p50[mode][1]:.2f}", f"{p50[mode][2]:.0f}")
     console.print(table)
-    console.print(f"first token: streamed / replayed x{p50['streamed'][0] / p50['replayed'][0]:.2f}; "
-                  f"whole answer x{p50['streamed'][1] / p50['replayed'][1]:.2f}")
+    for guards in ("guards", "no guards"):
+        real, old = p50[f"streamed, {guards}"], p50[f"replayed, {guards}"]
+        console.print(f"{guards}: first token streamed / replayed x{real[0] / old[0]:.2f}; "
+                      f"whole answer x{real[1] / old[1]:.2f}")
 
 
 def main() -> None:
