@@ -57,28 +57,28 @@ def _prefers_the_first_sorted(body: dict) -> str:
     return "A" if options.get("A", "") < options.get("B", "") else "B"
 
 
-def test_a_server_without_logprobs_abstains_with_the_fallback_named(scripted_server, open_store,
-                                                                    example_constitution):
+def _judged_by_a_server_without_logprobs(scripted_server, open_store, constitution, mode):
     server = scripted_server(logprobs=False, content=_prefers_the_first_sorted)
     judge = make_engine(f"openai:{server.url}#hosted", max_retries=0)
     policy = FakeEngine()
     store = open_store(policy)
-    summary = run_prefs(store, example_constitution, policy, items(2), feedback_engine=judge, mode="judge",
-                        config=JudgeConfig(mode="auto"))
-    judgments = list(store.iter("judgment"))
+    summary = run_prefs(store, constitution, policy, items(2), feedback_engine=judge, mode="judge",
+                        config=JudgeConfig(mode=mode))
+    return server, store, summary, list(store.iter("judgment"))
+
+
+def test_a_server_without_logprobs_abstains_with_the_fallback_named(scripted_server, open_store,
+                                                                    example_constitution):
+    _, store, summary, judgments = _judged_by_a_server_without_logprobs(scripted_server, open_store,
+                                                                        example_constitution, "auto")
     assert summary["judge_mode"] == "letter" and judgments
     assert all(j.data["abstained"] and "--judge-mode generate" in j.data["reason"] for j in judgments)
     assert store.count("pref") == 0
 
 
 def test_written_verdicts_are_hard_labels_counted_as_such(scripted_server, open_store, example_constitution):
-    server = scripted_server(logprobs=False, content=_prefers_the_first_sorted)
-    judge = make_engine(f"openai:{server.url}#hosted", max_retries=0)
-    policy = FakeEngine()
-    store = open_store(policy)
-    summary = run_prefs(store, example_constitution, policy, items(2), feedback_engine=judge, mode="judge",
-                        config=JudgeConfig(mode="generate"))
-    judgments = list(store.iter("judgment"))
+    server, store, summary, judgments = _judged_by_a_server_without_logprobs(scripted_server, open_store,
+                                                                             example_constitution, "generate")
     assert judgments and not any(j.data["abstained"] for j in judgments)
     assert all(j.data["judge_mode"] == "generate" and set(j.data["probs"].values()) == {0.0, 1.0}
                for j in judgments)

@@ -17,3 +17,13 @@ def gen(text: str, **kw) -> GenerationRequest:
 
 CAPITAL = ChoiceRequest(user("What is the capital of France? Answer with one word."),
                         ("Paris", "London", "Berlin"))
+
+
+def drain(pieces):
+    """All pieces of an engine's stream() and the Completion it returns at the end."""
+    out = []
+    while True:
+        try:
+            out.append(next(pieces))
+        except StopIteration as done:
+            return out, done.value

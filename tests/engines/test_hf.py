@@ -10,7 +10,7 @@ from charter.engines.base import ChoiceRequest, Engine
 from charter.engines.registry import make_engine
 from charter.errors import EngineError
 
-from .helpers import CAPITAL, gen, user
+from .helpers import CAPITAL, drain, gen, user
 
 FRUIT = ChoiceRequest(user("Which is a fruit? (A) apple (B) car"), ("A", "B"),
                       assistant_prefix="The answer is (")
@@ -45,13 +45,7 @@ def test_generate_is_seeded(hf_engine):
 
 def test_stream_is_the_generated_answer_piece_by_piece(hf_engine):
     request = gen("Tell me about the sea.", seed=3, temperature=0.7, max_tokens=16, stop=(" the",))
-    pieces, stream = [], hf_engine.stream(request)
-    while True:
-        try:
-            pieces.append(next(stream))
-        except StopIteration as done:
-            completion = done.value
-            break
+    pieces, completion = drain(hf_engine.stream(request))
     whole = hf_engine.generate([request])[0][0]
     assert len(pieces) > 1 and "".join(pieces) == whole.text == completion.text
     assert completion.completion_tokens == whole.completion_tokens

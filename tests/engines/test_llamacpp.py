@@ -182,17 +182,12 @@ def test_stream_yields_the_generated_answer_piece_by_piece(llama_engine):
     it is; a stop string is never sent, even in part."""
     from charter.engines.base import GenerationRequest
 
+    from .helpers import drain
+
     for stop in ((), (",",), (" the",)):
         request = GenerationRequest(messages=({"role": "user", "content": "Tell me about the sea."},), max_tokens=32,
                                     temperature=0.7, seed=5, stop=stop)
-        pieces = llama_engine.stream(request)
-        sent = []
-        while True:
-            try:
-                sent.append(next(pieces))
-            except StopIteration as done:
-                completion = done.value
-                break
+        sent, completion = drain(llama_engine.stream(request))
         whole = llama_engine.generate([request])[0][0]
         assert "".join(sent) == whole.text == completion.text
         assert completion.completion_tokens == whole.completion_tokens and len(sent) > 1

@@ -10,7 +10,7 @@ from charter.engines.registry import make_engine
 from charter.errors import EngineError
 
 from tests.servers import free_port
-from .helpers import CAPITAL, gen, user
+from .helpers import CAPITAL, drain, gen, user
 
 
 @pytest.fixture(scope="module")
@@ -35,16 +35,6 @@ def test_generates_through_a_real_server(server_engine):
 def test_server_honours_seed(server_engine):
     request = gen("Write a sentence about the sea.", seed=11, temperature=1.0, max_tokens=10)
     assert server_engine.generate([request]) == server_engine.generate([request])
-
-
-def drain(pieces):
-    """All pieces of a stream() and the Completion it returns."""
-    out = []
-    while True:
-        try:
-            out.append(next(pieces))
-        except StopIteration as done:
-            return out, done.value
 
 
 def test_streams_the_servers_tokens_as_they_come(server_engine):
