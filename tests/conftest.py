@@ -7,7 +7,13 @@ from pathlib import Path
 import pytest
 
 from charter.commands.constitution import example_path
-from tests.servers import gemma_gguf, gemma_server, llama_server, scripted_server  # noqa: F401  (every area)
+from tests.servers import (  # noqa: F401  (fixtures for every area)
+    fake_hub,
+    gemma_gguf,
+    gemma_server,
+    llama_server,
+    scripted_server,
+)
 
 
 @pytest.fixture(scope="session")

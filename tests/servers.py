@@ -2,7 +2,8 @@
 
 `llama_server`: llama-cpp-python's own server on the embedded model (real logprobs, seeds);
 `gemma_server`: the same server on Gemma 3 270M, the second architecture (`gemma_gguf`).
-`scripted_server`: a tiny server that answers from a script (failures, replies without logprobs).
+`scripted_server`: a tiny server that answers from a script (failures, replies without logprobs);
+`fake_hub`: the few Hugging Face Hub endpoints an upload uses, writing what it receives to disk.
 """
 
 from __future__ import annotations
@@ -160,3 +161,73 @@ def scripted_server():
     yield start
     for server in servers:
         server.close()
+
+
+class FakeHub:
+    """The Hub endpoints huggingface_hub's create_repo + upload_folder call, on 127.0.0.1: every
+    file is taken as a regular (inline) upload and written under `root/OWNER/NAME/`."""
+
+    def __init__(self, root: Path):
+        import base64
+        import json
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.root, self.calls = Path(root), []
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def reply(self, status: int, payload: dict) -> None:
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self):  # http.server dispatches on these exact names
+                owner.calls.append(("GET", self.path))
+                self.reply(404, {"error": "not here"})
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                owner.calls.append(("POST", self.path))
+                if self.path == "/api/repos/create":
+                    request = json.loads(body)
+                    name = f"{request.get('organization') or 'user'}/{request['name']}"
+                    return self.reply(200, {"url": f"{owner.url}/{name}", "name": name})
+                if self.path == "/api/validate-yaml":
+                    return self.reply(200, {"errors": [], "warnings": []})
+                if "/preupload/" in self.path:
+                    files = json.loads(body)["files"]
+                    return self.reply(200, {"files": [{"path": f["path"], "uploadMode": "regular",
+                                                       "shouldIgnore": False} for f in files]})
+                if "/commit/" in self.path:
+                    repo = self.path.split("/api/models/")[1].split("/commit/")[0]
+                    for line in body.decode().splitlines():
+                        item = json.loads(line)
+                        if item["key"] == "file":
+                            target = owner.root / repo / item["value"]["path"]
+                            target.parent.mkdir(parents=True, exist_ok=True)
+                            target.write_bytes(base64.b64decode(item["value"]["content"]))
+                    return self.reply(200, {"commitUrl": f"{owner.url}/{repo}/commit/{'a' * 40}",
+                                            "commitOid": "a" * 40, "pullRequestUrl": None})
+                self.reply(404, {"error": "not here"})
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def fake_hub(tmp_path):
+    hub = FakeHub(tmp_path / "hub")
+    yield hub
+    hub.close()

@@ -39,3 +39,27 @@ def local_model(spec: str | Path) -> Path:
     except (HfHubHTTPError, OSError, ValueError) as exc:
         raise CharterError(f"model '{spec}' could not be fetched from the Hugging Face Hub "
                            f"({str(exc).splitlines()[0][:200]}); check the name and your access") from exc
+
+
+def push_folder(folder: Path, repo: str, private: bool = False, message: str = "Upload from charter") -> str:
+    """Upload an exported model folder to the Hub repo `repo` (made if missing); returns its URL.
+
+    Uses huggingface_hub's own client, so $HF_TOKEN and $HF_ENDPOINT apply (a private Hub, or a
+    test server). Offline, or without access, it is one clear error; nothing is half-pushed, since
+    the Hub applies a commit whole or not at all."""
+    import huggingface_hub
+    from huggingface_hub import constants
+    from huggingface_hub.errors import HfHubHTTPError
+
+    if constants.HF_HUB_OFFLINE:
+        raise CharterError(f"cannot push {folder} to '{repo}': downloads and uploads are off (HF_HUB_OFFLINE)")
+    if not HUB_NAME.match(repo):
+        raise CharterError(f"'{repo}' is not a Hub repo name; use OWNER/NAME")
+    api = huggingface_hub.HfApi()
+    try:
+        url = api.create_repo(repo, private=private, exist_ok=True)
+        api.upload_folder(repo_id=repo, folder_path=str(folder), commit_message=message)
+    except (HfHubHTTPError, OSError, ValueError) as exc:
+        raise CharterError(f"pushing {folder} to the Hub repo '{repo}' failed "
+                           f"({str(exc).splitlines()[0][:200]}); check the name, HF_TOKEN and your access") from exc
+    return str(url)

@@ -118,7 +118,10 @@ def export_command(adapter: list[Path] = typer.Option(..., "--adapter", "-a",
                    gguf_type: str = typer.Option("f16", "--gguf-type", help="f32 | f16 | q8_0"),
                    base: str | None = typer.Option(None, "--base", help="Base model (default: the adapter's)"),
                    tokenizer_gguf: Path | None = typer.Option(None, "--tokenizer-gguf",
-                                                                 help="GGUF to copy the tokenizer from")) -> None:
+                                                                 help="GGUF to copy the tokenizer from"),
+                   push_to_hub: str | None = typer.Option(None, "--push-to-hub",
+                                                          help="Also upload the export to this Hub repo (OWNER/NAME)"),
+                   private: bool = typer.Option(False, "--private", help="With --push-to-hub: a private repo")) -> None:
     """Merge trained adapters into their base; save a transformers folder and a GGUF for llama.cpp/Ollama."""
     from charter.train.export import export
 
@@ -131,9 +134,17 @@ def export_command(adapter: list[Path] = typer.Option(..., "--adapter", "-a",
     table.add_row("transformers folder", str(result.hf_dir))
     table.add_row("GGUF", str(result.gguf_path) if result.gguf_path else "-")
     console.print(table)
+    modelfile = result.hf_dir.parent / "Modelfile"
     if result.gguf_path:
-        console.print(f"Try it: [bold]charter ... --engine llamacpp:{result.gguf_path}[/]  or in Ollama: "
-                      f"FROM {result.gguf_path.resolve()}")
+        ollama = f"ollama create my-model -f {modelfile.resolve()}" if modelfile.is_file() else \
+            f"FROM {result.gguf_path.resolve()}"
+        console.print(f"Try it: [bold]charter ... --engine llamacpp:{result.gguf_path}[/]  or in Ollama: {ollama}")
+    if push_to_hub:
+        from charter.hub import push_folder
+
+        with console.status(f"uploading {out} to {push_to_hub} ..."):
+            url = push_folder(out, push_to_hub, private=private)
+        console.print(f"[bold green]Pushed:[/] {url}")
 
 
 def _settings(cls, config: Path | None, **overrides):
