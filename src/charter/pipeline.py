@@ -67,6 +67,10 @@ class PipelineConfig:
         unknown = [s for s in self.stages if s not in STAGES]
         if unknown:
             raise CharterError(f"unknown stage(s) {', '.join(unknown)}; choose from {', '.join(STAGES)}")
+        for name in ("limit", "eval_limit", "max_steps", "samples", "max_tokens", "eval_max_tokens"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise CharterError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
         for name in ("safe_ratio", "dpo_safe_ratio"):
             if getattr(self, name) < 0:
                 raise CharterError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")

@@ -86,19 +86,20 @@ class RunStore:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         manifest_path = folder / "manifest.json"
-        manifest = _read_json(manifest_path) if manifest_path.exists() else {
-            "charter_version": __version__, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "constitution_hash": None, "engines": {}, "stages": {},
-        }
-        _check_identity(folder, manifest, constitution_hash, engines or {})
-        if stage:
-            _check_stage_params(folder, manifest, stage, params or {}, fixed)
-        if constitution_hash:
-            manifest["constitution_hash"] = constitution_hash
-        manifest["engines"].update(engines or {})
-        if stage:
-            manifest["stages"][stage] = params or {}
-        write_json_atomic(manifest_path, manifest)
+        with manifest_lock(folder):
+            manifest = _read_json(manifest_path) if manifest_path.exists() else {
+                "charter_version": __version__, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "constitution_hash": None, "engines": {}, "stages": {},
+            }
+            _check_identity(folder, manifest, constitution_hash, engines or {})
+            if stage:
+                _check_stage_params(folder, manifest, stage, params or {}, fixed)
+            if constitution_hash:
+                manifest["constitution_hash"] = constitution_hash
+            manifest["engines"].update(engines or {})
+            if stage:
+                manifest["stages"][stage] = params or {}
+            write_json_atomic(manifest_path, manifest)
         db = sqlite3.connect(folder / "records.sqlite", timeout=30, isolation_level=None)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")  # WAL+NORMAL: a killed process never loses a commit
@@ -203,17 +204,19 @@ class RunStore:
     def begin_stage(self, stage: str, params: dict, fixed: tuple[str, ...] = ()) -> None:
         """Record a stage's parameters in the manifest; refuse if a `fixed` one differs from an
         earlier run of the stage here (same check as `open(stage=, params=, fixed=)`)."""
-        manifest = _read_json(self.folder / "manifest.json")
-        _check_stage_params(self.folder, manifest, stage, params, fixed)
-        manifest.setdefault("stages", {})[stage] = params
-        write_json_atomic(self.folder / "manifest.json", manifest)
+        with manifest_lock(self.folder):
+            manifest = _read_json(self.folder / "manifest.json")
+            _check_stage_params(self.folder, manifest, stage, params, fixed)
+            manifest.setdefault("stages", {})[stage] = params
+            write_json_atomic(self.folder / "manifest.json", manifest)
         self.manifest = manifest
 
     def set_stage_done(self, stage: str, summary: dict) -> None:
         """Mark a stage finished in the manifest (the pipeline skips finished stages)."""
-        manifest = _read_json(self.folder / "manifest.json")
-        manifest.setdefault("done", {})[stage] = summary
-        write_json_atomic(self.folder / "manifest.json", manifest)
+        with manifest_lock(self.folder):
+            manifest = _read_json(self.folder / "manifest.json")
+            manifest.setdefault("done", {})[stage] = summary
+            write_json_atomic(self.folder / "manifest.json", manifest)
         self.manifest = manifest
 
     def stage_done(self, stage: str) -> bool:
@@ -278,6 +281,25 @@ def next_free_run_folder(folder: str | Path) -> Path:
     while (candidate := folder.with_name(f"{folder.name}-{index}")).exists():
         index += 1
     return candidate
+
+
+@contextmanager
+def manifest_lock(folder: Path):
+    """Hold the run folder's manifest lock: its updates are read-modify-write, and two processes
+    writing at once (two stages, two `charter generate` runs) would otherwise lose one's entries.
+    An advisory lock on a separate file (`.manifest.lock`), so the atomic rename of the manifest
+    itself is untouched; where the OS has no flock, updates go unlocked as before."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX
+        yield
+        return
+    with open(Path(folder) / ".manifest.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _read_json(path: Path) -> dict:

@@ -53,3 +53,31 @@ def test_get_many_and_counts_by_stage(tmp_path):
     assert found["k500"].data == {"i": 500}
     assert store.count("sft", "sl") == 600 and store.count(stage="character") == 600
     store.close()
+
+
+def _mark_done(folder: str, writer: int, count: int) -> None:
+    from charter.store import RunStore
+
+    store = RunStore.open(folder)
+    for index in range(count):
+        store.set_stage_done(f"w{writer}-{index}", {"index": index})
+    store.close()
+
+
+def test_concurrent_manifest_writers_lose_no_entry(tmp_path):
+    """Six processes each mark 60 stages done in one folder: every entry is kept (the updates are
+    read-modify-write; without the lock most were lost)."""
+    import multiprocessing
+
+    from charter.store import RunStore
+
+    RunStore.open(tmp_path / "run").close()
+    context = multiprocessing.get_context("spawn")
+    writers = [context.Process(target=_mark_done, args=(str(tmp_path / "run"), w, 60)) for w in range(6)]
+    for process in writers:
+        process.start()
+    for process in writers:
+        process.join(timeout=300)
+        assert process.exitcode == 0
+    done = RunStore.read(tmp_path / "run").manifest["done"]
+    assert len(done) == 360

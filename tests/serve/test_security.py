@@ -64,6 +64,22 @@ def test_malformed_body_is_400(deployment, no_model_call, raw, code):
     assert response.json()["error"]["code"] == code
 
 
+@pytest.mark.parametrize("field", ["metadata", "user_overlay"])
+def test_deeply_nested_json_is_400_with_an_audit_row(deployment, no_model_call, field):
+    """3,000 levels (inside the 16 KB body limit) used to end in a RecursionError and a 500."""
+    import sqlite3
+
+    nested = "[" * 3000 + "]" * 3000
+    outer = '"metadata": %s' % nested if field == "metadata" else '"charter": {"user_overlay": %s}' % nested
+    raw = ('{"model": "charter", "messages": %s, %s}' % (json.dumps(HELLO), outer)).encode()
+    response = post(deployment, None, raw=raw)
+    assert response.status_code == 400 and response.json()["error"]["code"] == "invalid_json"
+    assert "deeper than" in response.json()["error"]["message"]
+    with sqlite3.connect(deployment.audit_path) as db:
+        rows = db.execute("SELECT status, error FROM requests ORDER BY rowid DESC LIMIT 1").fetchall()
+    assert rows == [(400, "invalid_json")]
+
+
 def test_oversized_body_is_413_with_or_without_a_key(deployment, no_model_call):
     huge = [{"role": "user", "content": "x" * 20_000}]
     with pytest.raises(openai.APIStatusError) as caught:

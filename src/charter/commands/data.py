@@ -27,7 +27,7 @@ EMBEDDED = "llamacpp:embedded"
 _CONSTITUTION = typer.Option(None, "--constitution", "-c", help="Constitution YAML (default: the example)")
 _ENGINE = typer.Option(EMBEDDED, "--engine", "-e", help="Policy engine, e.g. llamacpp:embedded")
 _OUT = typer.Option(..., "--out", "-o", help="Run folder (created, or resumed if it exists)")
-_LIMIT = typer.Option(None, "--limit", "-n", help="At most this many prompts (or units)")
+_LIMIT = typer.Option(None, "--limit", "-n", min=1, help="At most this many prompts (or units)")
 _SEED = typer.Option(0, "--seed", help="Run seed: same seed, same data")
 _NEW_RUN = typer.Option(False, "--new-run", help="If --out holds a different run, use OUT-2, OUT-3, ...")
 _PROMPTS = typer.Option(None, "--prompts", "-p",
@@ -153,7 +153,7 @@ def _band(text: str) -> tuple[float, float]:
 @generate_app.command("distill")
 def generate_distill(
     constitution: Path | None = _CONSTITUTION, engine: str = _ENGINE, out: Path = _OUT,
-    limit: int | None = typer.Option(48, "--limit", "-n", help="At most this many harmful prompts"),
+    limit: int | None = typer.Option(48, "--limit", "-n", min=1, help="At most this many harmful prompts"),
     seed: int = _SEED, new_run: bool = _NEW_RUN,
     harmful: list[str] | None = typer.Option(None, "--harmful", help="Harmful prompts (default: the red-team set "
                                              "and the hard lines' examples); repeatable"),

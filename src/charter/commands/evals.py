@@ -47,7 +47,7 @@ def eval_command(
         Path("runs/eval"), "--out", "-o", help="Run folder for records, eval.json"
     ),
     limit: int = typer.Option(
-        None, "--limit", "-n", help="At most N items per suite, spread over clauses"
+        None, "--limit", "-n", min=1, help="At most N items per suite, spread over clauses"
     ),
     html: bool = typer.Option(False, "--html", help="Also write report.html into the run folder"),
     seed: int = typer.Option(0, "--seed"),

@@ -28,7 +28,7 @@ def run(
                                    "logprobs; generate: written verdicts, for servers without logprobs)"),
     recipe: str = typer.Option(_default("recipe"), "--recipe", help="auto | contrastive | critique (auto: "
                                "contrastive when the judging engine, --feedback or --policy, is the embedded model)"),
-    limit: int = typer.Option(_default("limit"), "--limit",
+    limit: int = typer.Option(_default("limit"), "--limit", min=1,
                               help="Harmful prompts (red-team set and hard-line examples)"),
     safe_ratio: float = typer.Option(_default("safe_ratio"), "--safe-ratio", help="Safe prompts per harmful prompt"),
     dpo_safe_ratio: float = typer.Option(_default("dpo_safe_ratio"), "--dpo-safe-ratio",

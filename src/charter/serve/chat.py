@@ -76,12 +76,44 @@ class ChatRequest(BaseModel):
     charter: CharterOptions | None = None
 
 
+MAX_JSON_DEPTH = 32  # far beyond any real request (messages -> content parts -> text is 4)
+
+
+def json_depth(raw: bytes) -> int:
+    """How deeply arrays and objects nest in a JSON text (brackets inside strings do not count)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for byte in raw:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):  # [ {
+            depth += 1
+            deepest = max(deepest, depth)
+        elif byte in (0x5D, 0x7D):
+            depth -= 1
+    return deepest
+
+
 def parse_request(raw: bytes) -> ChatRequest:
+    # Deep nesting would exhaust the parser's recursion (a 500 with a traceback): refuse it first;
+    # the byte scan runs only when the body has enough brackets to be that deep.
+    if raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH and json_depth(raw) > MAX_JSON_DEPTH:
+        raise ApiError(400, f"request body nests arrays/objects deeper than {MAX_JSON_DEPTH} levels; "
+                       f"flatten it", "invalid_json")
     try:
         data = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ApiError(400, f"request body is not valid JSON ({exc}); send a JSON object",
                        "invalid_json") from None
+    except RecursionError:
+        raise ApiError(400, "request body nests too deeply; flatten it", "invalid_json") from None
     if not isinstance(data, dict):
         raise ApiError(400, "request body must be a JSON object with `model` and `messages`", "invalid_body")
     try:
