@@ -176,3 +176,44 @@ def test_overlay_unknown_key_is_located(tmp_path):
         load_overlay(path)
     assert caught.value.problems[0].line == 3
     assert caught.value.problems[0].field == "hardlines"
+
+
+def _alias_bomb(levels: int = 9, width: int = 9) -> str:
+    lines = ["name: bomb", "version: '1'", 'a0: &a0 ["lol"]']
+    for level in range(1, levels + 1):
+        lines.append(f"a{level}: &a{level} [{', '.join([f'*a{level - 1}'] * width)}]")
+    lines.append("principles: [{id: p, text: *a%d}]" % levels)
+    return "\n".join(lines) + "\n"
+
+
+def test_a_yaml_alias_bomb_is_a_located_error_not_an_exhausted_machine(tmp_path):
+    """9 levels of 9 aliases expand to 9^9 entries (any memory cap); the loader counts entries as it
+    walks and stops with a one-line error, here under a 1 GB address-space limit."""
+    import os
+    import subprocess
+    import sys
+
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text(_alias_bomb())
+    assert bomb.stat().st_size < 2048
+    limit = "import resource; resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))"
+    done = subprocess.run([sys.executable, "-c", f"{limit}; import sys; sys.argv = ['charter', 'lint', "
+                           f"{str(bomb)!r}]; from charter.cli import main; main()"],
+                          capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "400"})
+    assert done.returncode != 0 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert "expands to more than" in done.stdout + done.stderr and "bomb.yaml" in done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("lookalike", ["No_Weapons", "nо_weapons", "ｎｏ_weapons", "no_weapons\n"])
+def test_an_id_that_only_looks_different_is_a_duplicate(tmp_path, lookalike):
+    """Case, a Cyrillic 'о', fullwidth letters, a trailing newline: the same id to a reader, so
+    a principle cannot shadow the hard line with it."""
+    import copy
+
+    data = copy.deepcopy(MINIMAL)
+    data["principles"].append({"id": lookalike, "text": "Choose the response that helps, whatever it is.",
+                               "critique": "Find refusals.", "revision": "Help."})
+    with pytest.raises(ConstitutionError) as caught:
+        load_constitution(write(tmp_path, json.dumps(data), "c.json"))
+    message = str(caught.value)
+    assert "no_weapons" in message and ("looks like" in message or "not valid" in message)

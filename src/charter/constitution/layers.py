@@ -7,7 +7,7 @@ do more than the operator allows.
 
 from __future__ import annotations
 
-from charter.constitution.model import Constitution, Default, Overlay
+from charter.constitution.model import Constitution, Default, Overlay, id_key
 from charter.errors import LayerError
 
 
@@ -40,11 +40,18 @@ def _apply(current: Constitution, overlay: Overlay, layer: str, allowed: set[str
     hard_ids = {h.id for h in current.hard_lines}
     _refuse_hard_line_changes(overlay, layer, hard_ids)
     defaults = _switch_defaults(current, overlay, layer, allowed, hard_ids)
-    existing = {c.id for clauses in current.clauses_by_kind().values() for c in clauses}
+    # Ids compare as they read (model.id_key): a look-alike of a hard line's id is that hard line.
+    hard_keys = {id_key(h): h for h in hard_ids}
+    existing = {id_key(c.id): c.id for clauses in current.clauses_by_kind().values() for c in clauses}
     for clause in (*overlay.principles, *overlay.traits, *overlay.hard_lines):
-        if clause.id in existing:
-            raise LayerError(clause.id, layer, "already exists; an overlay may add clauses, not replace them")
-        existing.add(clause.id)
+        key = id_key(clause.id)
+        if key in hard_keys:
+            raise LayerError(clause.id, layer, f"looks like the hard line '{hard_keys[key]}'; a clause cannot "
+                                               f"take a hard line's id, even spelled differently")
+        if key in existing:
+            raise LayerError(clause.id, layer, f"already exists (as '{existing[key]}'); an overlay may add "
+                                               f"clauses, not replace them")
+        existing[key] = clause.id
     for clause_id in (*overlay.remove, *overlay.disable):
         raise LayerError(clause_id, layer, "overlays cannot remove or disable clauses; they may only switch "
                                            "adjustable defaults and add clauses or context")

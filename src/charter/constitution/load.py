@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from charter.constitution.model import Constitution, Overlay
+from charter.constitution.model import Constitution, Overlay, id_key
 from charter.errors import ConstitutionError, Problem
 
 Model = TypeVar("Model", bound=BaseModel)
@@ -107,16 +107,33 @@ def _yaml_errors_located(name: str, parse):
         raise ConstitutionError([Problem(name, 1, "", f"invalid YAML: {exc}")]) from None
 
 
+MAX_NODES = 200_000  # entries a file may expand to; a long real constitution has a few thousand
+MAX_BYTES = 10 * 1024 * 1024
+
+
 def _line_map(name: str, text: str) -> dict[Path_, int]:
-    """Map each key path (('principles', 3, 'critique')) to its 1-based line; refuse duplicate keys."""
+    """Map each key path (('principles', 3, 'critique')) to its 1-based line; refuse duplicate keys.
+
+    Also the guard against YAML alias bombs: a 1 KB file of nested aliases expands to billions of
+    entries when walked (or validated, or hashed), so the walk counts entries and stops at
+    MAX_NODES with an error at the line where the budget ran out."""
+    if len(text) > MAX_BYTES:
+        raise ConstitutionError([Problem(name, 1, "", f"is {len(text) // 1024} KB; the limit is "
+                                                      f"{MAX_BYTES // 1024 // 1024} MB for a constitution file")])
     root = _yaml_errors_located(name, lambda: yaml.compose(text, Loader=yaml.SafeLoader))
     lines: dict[Path_, int] = {}
     if root is not None:
-        _walk(name, root, (), lines, set())
+        _walk(name, root, (), lines, set(), [MAX_NODES])
     return lines
 
 
-def _walk(name: str, node: yaml.Node, path: Path_, lines: dict[Path_, int], active: set[int]) -> None:
+def _walk(name: str, node: yaml.Node, path: Path_, lines: dict[Path_, int], active: set[int],
+          budget: list[int]) -> None:
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise ConstitutionError([Problem(name, node.start_mark.line + 1, _dotted(path),
+                                         f"expands to more than {MAX_NODES} entries (nested YAML aliases?); "
+                                         f"write the entries out or use fewer aliases")])
     lines.setdefault(path, node.start_mark.line + 1)
     if id(node) in active:  # a recursive alias; safe_load would already have failed, but be sure
         return
@@ -134,10 +151,10 @@ def _walk(name: str, node: yaml.Node, path: Path_, lines: dict[Path_, int], acti
                 )
             seen.add(key)
             lines[path + (key,)] = key_node.start_mark.line + 1
-            _walk(name, value_node, path + (key,), lines, active)
+            _walk(name, value_node, path + (key,), lines, active, budget)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
-            _walk(name, item, path + (index,), lines, active)
+            _walk(name, item, path + (index,), lines, active, budget)
     active.discard(id(node))
 
 
@@ -157,7 +174,7 @@ def _dotted(path: Path_) -> str:
 
 def _duplicate_id_problems(path: Path, data: dict, lines: dict[Path_, int]) -> list[Problem]:
     problems: list[Problem] = []
-    first: dict[str, str] = {}
+    first: dict[str, tuple[str, str]] = {}
     for section in ("principles", "traits", "hard_lines", "defaults"):
         items = data.get(section)
         if not isinstance(items, list):
@@ -166,14 +183,17 @@ def _duplicate_id_problems(path: Path, data: dict, lines: dict[Path_, int]) -> l
             if not isinstance(item, dict) or not isinstance(item.get("id"), str):
                 continue
             clause_id = item["id"]
+            key = id_key(clause_id)
             where = (section, index, "id")
-            if clause_id in first:
+            if key in first:
+                other, at = first[key]
+                same = "duplicate id" if other == clause_id else f"id {clause_id!r} looks like the id"
                 problems.append(Problem(
                     str(path), _line_for(lines, where), _dotted(where),
-                    f"duplicate id {clause_id!r} (first used at {first[clause_id]}); give each clause its own id",
+                    f"{same} {other!r} (first used at {at}); give each clause its own id",
                 ))
             else:
-                first[clause_id] = _dotted(where)
+                first[key] = (clause_id, _dotted(where))
     return problems
 
 
@@ -190,7 +210,8 @@ def _validate(model: type[Model], path: Path, data: Any, lines: dict[Path_, int]
         result = None
     if problems:
         # A duplicate id is also reported by the model's own check without a location; keep the located one.
-        located = [p for p in problems if not (p.field == "" and "duplicate id" in p.message)]
+        located = [p for p in problems if not (p.field == "" and ("duplicate id" in p.message
+                                                                 or "looks like the id" in p.message))]
         raise ConstitutionError(located or problems)
     return result
 

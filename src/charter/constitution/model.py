@@ -9,7 +9,15 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-ID_PATTERN = re.compile(r"^\w[\w.\-]*$")
+ID_PATTERN = re.compile(r"^\w[\w.\-]*\Z")  # \Z: "$" would also match before a trailing newline
+# Letters of other scripts that look like Latin ones (after casefold), for comparing ids: an id that
+# differs from another only by them, by case or by compatibility forms is the same id to a reader.
+_CONFUSABLES = str.maketrans({
+    "а": "a", "в": "b", "е": "e", "к": "k", "м": "m", "н": "h", "о": "o", "р": "p", "с": "c", "т": "t",
+    "у": "y", "х": "x", "і": "i", "ј": "j", "ѕ": "s", "ԁ": "d", "ԛ": "q", "ԝ": "w", "ɡ": "g", "ո": "n",
+    "α": "a", "β": "b", "ε": "e", "ι": "i", "κ": "k", "ν": "v", "ο": "o", "ρ": "p", "τ": "t", "υ": "u",
+    "χ": "x", "ı": "i", "ℓ": "l",
+})
 Layer = Literal["operator", "user"]
 Use = Literal["sl", "rl", "eval"]
 
@@ -23,6 +31,14 @@ def _nonempty(value: str) -> str:
     if not value.strip():
         raise ValueError("is empty; write the text of this clause")
     return value.strip()
+
+
+def id_key(clause_id: str) -> str:
+    """What an id reads as: NFKC, casefolded, look-alike letters of other scripts folded to Latin.
+    Two ids with one key are the same id (a look-alike must not shadow a hard line)."""
+    import unicodedata
+
+    return unicodedata.normalize("NFKC", clause_id).casefold().translate(_CONFUSABLES)
 
 
 def _valid_id(value: str) -> str:
@@ -160,15 +176,18 @@ class Constitution(_Strict):
 
     @model_validator(mode="after")
     def _unique_ids(self) -> "Constitution":
-        seen: dict[str, str] = {}
+        seen: dict[str, tuple[str, str]] = {}
         for kind, clauses in self.clauses_by_kind().items():
             for clause in clauses:
-                if clause.id in seen:
+                key = id_key(clause.id)
+                if key in seen:
+                    other, other_kind = seen[key]
+                    same = "duplicate id" if other == clause.id else f"id {clause.id!r} looks like the id"
                     raise ValueError(
-                        f"duplicate id {clause.id!r} (already used by a {seen[clause.id]}); "
+                        f"{same} {other!r} (already used by a {other_kind}); "
                         "clause ids must be unique across the whole constitution"
                     )
-                seen[clause.id] = kind
+                seen[key] = (clause.id, kind)
         return self
 
     def clauses_by_kind(self) -> dict[str, tuple]:
