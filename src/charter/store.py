@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -84,13 +85,17 @@ class RunStore:
         the folder: records made with another seed would otherwise mix into one dataset.
         """
         folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
+        _make_folder(folder)
         manifest_path = folder / "manifest.json"
         with manifest_lock(folder):
             manifest = _read_json(manifest_path) if manifest_path.exists() else {
                 "charter_version": __version__, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 "constitution_hash": None, "engines": {}, "stages": {},
             }
+            for section in ("engines", "stages"):  # a hand-edited or foreign manifest
+                if not isinstance(manifest.setdefault(section, {}), dict):
+                    raise StoreError(f"{manifest_path} has a `{section}` that is not a mapping; restore the file "
+                                     f"or start a new run folder")
             _check_identity(folder, manifest, constitution_hash, engines or {})
             if stage:
                 _check_stage_params(folder, manifest, stage, params or {}, fixed)
@@ -101,9 +106,13 @@ class RunStore:
                 manifest["stages"][stage] = params or {}
             write_json_atomic(manifest_path, manifest)
         db = sqlite3.connect(folder / "records.sqlite", timeout=30, isolation_level=None)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")  # WAL+NORMAL: a killed process never loses a commit
-        db.executescript(_SCHEMA)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")  # WAL+NORMAL: a killed process never loses a commit
+            db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            db.close()
+            raise _not_a_store(folder, exc) from None
         return cls(folder, db, manifest)
 
     @classmethod
@@ -113,7 +122,16 @@ class RunStore:
         if not (folder / "records.sqlite").exists():
             raise StoreError(f"{folder} is not a charter run folder (no records.sqlite); check the path")
         manifest = _read_json(folder / "manifest.json") if (folder / "manifest.json").exists() else {}
-        db = sqlite3.connect(folder / "records.sqlite", timeout=30, isolation_level=None)
+        path = (folder / "records.sqlite").resolve()
+        if os.access(folder, os.W_OK):
+            db = sqlite3.connect(path, timeout=30, isolation_level=None)
+        else:  # a read-only folder (an archive, a mounted share): WAL cannot make its -shm file there
+            db = sqlite3.connect(f"{path.as_uri()}?immutable=1", uri=True, isolation_level=None)
+        try:
+            db.execute("SELECT count(*) FROM records").fetchone()
+        except sqlite3.DatabaseError as exc:
+            db.close()
+            raise _not_a_store(folder, exc) from None
         return cls(folder, db, manifest)
 
     def close(self) -> None:
@@ -281,6 +299,29 @@ def next_free_run_folder(folder: str | Path) -> Path:
     while (candidate := folder.with_name(f"{folder.name}-{index}")).exists():
         index += 1
     return candidate
+
+
+def _make_folder(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise StoreError(f"--out {folder} is a file, not a folder; pass a folder path") from None
+    except NotADirectoryError:
+        raise StoreError(f"--out {folder} is below a file ({_first_file(folder)}); pass a folder path") from None
+    except PermissionError:
+        raise StoreError(f"--out {folder} cannot be created here (permission denied); pass a writable path") from None
+
+
+def _first_file(folder: Path) -> Path:
+    for parent in reversed(folder.parents):
+        if parent.is_file():
+            return parent
+    return folder
+
+
+def _not_a_store(folder: Path, exc: Exception) -> StoreError:
+    return StoreError(f"{folder / 'records.sqlite'} is not a charter run store ({exc}); it may be damaged or "
+                      f"another file: move it away, or use another --out")
 
 
 @contextmanager

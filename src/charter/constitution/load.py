@@ -8,6 +8,7 @@ validation error on `principles[3].critique` can point at the line a person woul
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -135,6 +136,8 @@ def _walk(name: str, node: yaml.Node, path: Path_, lines: dict[Path_, int], acti
                                          f"expands to more than {MAX_NODES} entries (nested YAML aliases?); "
                                          f"write the entries out or use fewer aliases")])
     lines.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.ScalarNode):
+        _check_scalar(name, node, path)
     if id(node) in active:  # a recursive alias; safe_load would already have failed, but be sure
         return
     active.add(id(node))
@@ -156,6 +159,27 @@ def _walk(name: str, node: yaml.Node, path: Path_, lines: dict[Path_, int], acti
         for index, item in enumerate(node.value):
             _walk(name, item, path + (index,), lines, active, budget)
     active.discard(id(node))
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_CONSTRUCTOR = yaml.SafeLoader.yaml_constructors
+
+
+def _check_scalar(name: str, node: yaml.ScalarNode, path: Path_) -> None:
+    """Values YAML itself would crash on later, as located errors: an explicit tag whose text is not
+    of that type (`!!int honesty`, `!!bool maybe`), and a lone surrogate ("\\ud800"), which no
+    UTF-8 file, hash or prompt can hold."""
+    line = node.start_mark.line + 1
+    if _SURROGATE.search(node.value):
+        raise ConstitutionError([Problem(name, line, _dotted(path), "contains a lone surrogate (an escape such "
+                                                                    "as \\ud800); write the character itself")])
+    if node.tag in _CONSTRUCTOR and node.tag.rsplit(":", 1)[-1] in ("int", "float", "bool", "timestamp"):
+        try:
+            _CONSTRUCTOR[node.tag](yaml.SafeLoader(""), node)
+        except (ValueError, KeyError, TypeError, yaml.YAMLError):
+            kind = node.tag.rsplit(":", 1)[-1]
+            raise ConstitutionError([Problem(name, line, _dotted(path), f"is tagged !!{kind} but {node.value!r} "
+                                                                        f"is not one; remove the tag")]) from None
 
 
 def _line_for(lines: dict[Path_, int], path: Path_) -> int:
