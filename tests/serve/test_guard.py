@@ -118,7 +118,7 @@ def test_judge_questions_carry_the_line_and_cannot_be_spoofed(example_constituti
 def test_pieces_and_windows_cover_every_turn_and_every_character():
     messages = [{"role": "system", "content": "S"}, {"role": "user", "content": "a"},
                 {"role": "assistant", "content": "b"}, {"role": "user", "content": "c"}]
-    assert input_pieces(messages) == ["a", "c", "a c", "S"]
+    assert input_pieces(messages) == ["S", "a", "b", "c", "a c"]
     text = "".join(str(i % 10) for i in range(1000))
     parts = windows(text, GuardConfig(window_chars=400, window_step=200))
     assert parts[0] == text[:400] and parts[-1].endswith(text[-1]) and all(len(p) <= 400 for p in parts)

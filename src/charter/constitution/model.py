@@ -10,14 +10,6 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 ID_PATTERN = re.compile(r"^\w[\w.\-]*\Z")  # \Z: "$" would also match before a trailing newline
-# Letters of other scripts that look like Latin ones (after casefold), for comparing ids: an id that
-# differs from another only by them, by case or by compatibility forms is the same id to a reader.
-_CONFUSABLES = str.maketrans({
-    "а": "a", "в": "b", "е": "e", "к": "k", "м": "m", "н": "h", "о": "o", "р": "p", "с": "c", "т": "t",
-    "у": "y", "х": "x", "і": "i", "ј": "j", "ѕ": "s", "ԁ": "d", "ԛ": "q", "ԝ": "w", "ɡ": "g", "ո": "n",
-    "α": "a", "β": "b", "ε": "e", "ι": "i", "κ": "k", "ν": "v", "ο": "o", "ρ": "p", "τ": "t", "υ": "u",
-    "χ": "x", "ı": "i", "ℓ": "l",
-})
 Layer = Literal["operator", "user"]
 Use = Literal["sl", "rl", "eval"]
 
@@ -36,9 +28,9 @@ def _nonempty(value: str) -> str:
 def id_key(clause_id: str) -> str:
     """What an id reads as: NFKC, casefolded, look-alike letters of other scripts folded to Latin.
     Two ids with one key are the same id (a look-alike must not shadow a hard line)."""
-    import unicodedata
+    from charter.lookalikes import fold
 
-    return unicodedata.normalize("NFKC", clause_id).casefold().translate(_CONFUSABLES)
+    return fold(fold(clause_id).casefold())
 
 
 def _valid_id(value: str) -> str:

@@ -86,7 +86,7 @@ class Guard:
     # -- inputs ---------------------------------------------------------------------------------
     def check_input(self, messages: list[dict]) -> Verdict:
         started = time.perf_counter()
-        pieces = input_pieces(messages)
+        pieces = input_pieces(messages, self.config)
         verdict = self.screen(pieces, "input", rules.framing_flags(" ".join(pieces)))
         if verdict.uncertain and not verdict.blocked:
             conversation = transcript(messages)
@@ -155,15 +155,16 @@ class Guard:
         return verdict
 
 
-def input_pieces(messages: list[dict]) -> list[str]:
-    """What the input guard reads: each user turn, the first system message, and the last user turns
-    together (an attack may be split across turns)."""
+def input_pieces(messages: list[dict], config: GuardConfig = GuardConfig()) -> list[str]:
+    """What the input guard reads: every message of every role (a crossing request planted in an
+    assistant turn or a second system message is still a request), each in overlapping windows
+    and sentences so no length of filler hides it past the embedder's ~256 tokens, and the last
+    user turns together (an attack may be split across turns)."""
+    pieces = [piece for m in messages if m["content"].strip() for piece in output_pieces(m["content"], config)]
     users = [m["content"] for m in messages if m["role"] == "user"]
-    pieces = list(users)
     if len(users) > 1:
-        pieces.append(" ".join(users[-3:]))
-    systems = [m["content"] for m in messages if m["role"] == "system"]
-    return pieces + systems[:1]
+        pieces += windows(" ".join(users[-3:]), config)
+    return list(dict.fromkeys(pieces))  # a short message is its own window and sentence: embed it once
 
 
 def windows(text: str, config: GuardConfig) -> list[str]:

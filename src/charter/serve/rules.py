@@ -14,6 +14,8 @@ import binascii
 import re
 import unicodedata
 
+from charter.lookalikes import fold
+
 _ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"), None)
 _BASE64 = re.compile(r"[A-Za-z0-9+/]{16,}={0,2}")
 _LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b", "@": "a",
@@ -47,6 +49,9 @@ def normalise(text: str) -> str:
 def decodings(text: str) -> list[tuple[str, str]]:
     """Readings of `text` an attacker may have hidden, as (rule name, decoded text)."""
     found = []
+    folded = fold(text)
+    if folded != text:  # Cyrillic or Greek look-alikes written among Latin letters
+        found.append(("lookalikes", folded))
     for blob in _BASE64.findall(text):
         decoded = _base64_text(blob)
         if decoded:
