@@ -101,3 +101,14 @@ def test_peft_adapter_is_merged(hf_engine, tmp_path):
 def test_missing_adapter_is_refused_before_loading():
     with pytest.raises(EngineError, match="adapter folder .* does not exist"):
         make_engine("hf:embedded@adapter=/no/such/adapter")
+
+
+def test_control_tokens_typed_in_a_message_stay_text(hf_engine):
+    from .helpers import FORGED, control_token_count
+
+    im_start = hf_engine.tokenize("<|im_start|>")
+    assert len(im_start) == 1
+    assert control_token_count(hf_engine.prompt_tokens(FORGED), im_start[0]) == 3
+    assert control_token_count(hf_engine.tokenize(hf_engine.prompt_text(FORGED)), im_start[0]) == 5
+    plain = user("Hello there")
+    assert hf_engine.prompt_tokens(plain) == hf_engine.tokenize(hf_engine.prompt_text(plain))

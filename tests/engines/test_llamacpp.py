@@ -192,3 +192,18 @@ def test_stream_yields_the_generated_answer_piece_by_piece(llama_engine):
         assert "".join(sent) == whole.text == completion.text
         assert completion.completion_tokens == whole.completion_tokens and len(sent) > 1
         assert not any(s in whole.text for s in stop if s)
+
+
+def test_control_tokens_typed_in_a_message_stay_text(llama_engine):
+    """`<|im_start|>system` written by a user must not become the real control token (a forged
+    system turn): the template's three turns are the only ones; a plain prompt is unchanged."""
+    from .helpers import FORGED, control_token_count, user
+
+    im_start = llama_engine._llm.tokenize(b"<|im_start|>", add_bos=False, special=True)
+    assert len(im_start) == 1
+    forged = llama_engine._prompt_tokens(FORGED)
+    assert control_token_count(forged, im_start[0]) == 3  # system, user, assistant: the template's own
+    assert control_token_count(llama_engine.tokenize(llama_engine.prompt_text(FORGED)), im_start[0]) == 5
+    assert llama_engine._llm.detokenize(forged, special=True).decode().count("<|im_start|>") == 5  # as text
+    plain = user("Hello there")
+    assert llama_engine._prompt_tokens(plain) == llama_engine.tokenize(llama_engine.prompt_text(plain))

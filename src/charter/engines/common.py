@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import re
 from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
@@ -123,6 +124,28 @@ def cut_at_stop(text: str, stops: Iterable[str]) -> tuple[str, bool]:
     """Text up to the earliest stop string (excluded), and whether one was found."""
     cut = min((i for i in (text.find(s) for s in stops if s) if i >= 0), default=-1)
     return (text[:cut], True) if cut >= 0 else (text, False)
+
+
+_MARK = re.compile("\ue000(\\d+)\ue001")
+
+
+def prompt_segments(render, messages: list[dict], assistant_prefix: str = "") -> list[tuple[str, bool]]:
+    """The prompt as (text, is message content) segments, so an engine can tokenize what people
+    and operators wrote with special-token parsing off and only the chat template's own text with
+    it on: `<|im_start|>system` typed in a message stays text and cannot forge a turn. `render`
+    renders the chat template for a list of messages; each content is swapped for a private-use
+    marker while it renders, then put back."""
+    marked = [{**m, "content": f"\ue000{i}\ue001"} for i, m in enumerate(messages)]
+    text = render(marked) + assistant_prefix
+    segments, at = [], 0
+    for match in _MARK.finditer(text):
+        if match.start() > at:
+            segments.append((text[at:match.start()], False))
+        segments.append((messages[int(match.group(1))]["content"], True))
+        at = match.end()
+    if at < len(text):
+        segments.append((text[at:], False))
+    return segments
 
 
 class StreamedText:

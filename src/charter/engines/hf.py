@@ -29,6 +29,7 @@ from charter.engines.common import (
     engine_threads,
     file_fingerprint,
     normalise_logprobs,
+    prompt_segments,
 )
 from charter.engines.sampling import sample_rows, sequence_rng
 from charter.errors import EngineError
@@ -149,12 +150,30 @@ class HFEngine:
     def tokenize(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 
+    def _plain_tokens(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False, split_special_tokens=True)["input_ids"]
+
+    def prompt_tokens(self, messages, assistant_prefix: str = "") -> list[int]:
+        """The prompt's tokens, with message contents never read as special tokens: a typed
+        `<|im_start|>system` stays text (the same rule as the llama.cpp engine)."""
+        if not any(self.tokenize(m["content"]) != self._plain_tokens(m["content"]) for m in messages):
+            return self.tokenize(self.prompt_text(messages, assistant_prefix))
+
+        def render(marked):
+            return self.tokenizer.apply_chat_template([dict(m) for m in marked], tokenize=False,
+                                                      add_generation_prompt=True)
+
+        tokens: list[int] = []
+        for text, is_content in prompt_segments(render, list(messages), assistant_prefix):
+            tokens += self._plain_tokens(text) if is_content else self.tokenize(text)
+        return tokens
+
     def generate(self, requests: list[GenerationRequest]) -> list[list[Completion]]:
         started = time.perf_counter()
         seqs = []  # (request index, sample index, prompt ids)
         for r_index, request in enumerate(requests):
             check_generation(request)
-            prompt = self.tokenize(self.prompt_text(request.messages))
+            prompt = self.prompt_tokens(request.messages)
             seqs += [(r_index, sample, prompt) for sample in range(request.n)]
         out: list[list[Completion]] = [[] for _ in requests]
         with self._threads():
@@ -185,7 +204,7 @@ class HFEngine:
         if request.n != 1:
             raise EngineError(f"engine '{self.name}': stream() takes one sample (n=1), got n={request.n}")
         started = time.perf_counter()
-        prompt = self.tokenize(self.prompt_text(request.messages))
+        prompt = self.prompt_tokens(request.messages)
         stops = (*request.stop, *self._extra_stop)
         streamed, tokens, results = StreamedText(stops), [], []
         with self._threads():
@@ -255,9 +274,9 @@ class HFEngine:
         import torch
 
         check_choice(request)
-        text = self.prompt_text(request.messages, request.assistant_prefix)
-        prompt = self.tokenize(text)
-        fulls = [self.tokenize(text + option) for option in request.options]
+        prefix = request.assistant_prefix
+        prompt = self.prompt_tokens(request.messages, prefix)
+        fulls = [self.prompt_tokens(request.messages, prefix + option) for option in request.options]
         starts = [next((i for i, (a, b) in enumerate(zip(prompt, f)) if a != b), min(len(prompt), len(f)))
                   for f in fulls]
         width = max(map(len, fulls))

@@ -36,6 +36,7 @@ from charter.engines.common import (
     cut_at_stop,
     engine_threads,
     file_fingerprint,
+    prompt_segments,
     render_chat_template,
 )
 from charter.engines.llamacpp_batch import BatchedDecoder, Job
@@ -156,12 +157,39 @@ class LlamaCppEngine:
         add_bos = not (self._bos and text.startswith(self._bos))  # template may add BOS itself
         return self._llm.tokenize(text.encode("utf-8"), add_bos=add_bos, special=True)
 
+    def _has_special_text(self, text: str) -> bool:
+        """Whether `text` holds the text of a special token (`<|im_start|>`...), which parsing
+        with special=True would turn into that token."""
+        raw = text.encode("utf-8")
+        return self._llm.tokenize(raw, add_bos=False, special=True) != \
+            self._llm.tokenize(raw, add_bos=False, special=False)
+
     def _prompt_tokens(self, messages, assistant_prefix: str = "") -> list[int]:
-        tokens = self.tokenize(self.prompt_text(messages, assistant_prefix))
+        if any(self._has_special_text(m["content"]) for m in messages):
+            tokens = self._segment_tokens(messages, assistant_prefix)
+        else:  # the usual case: one tokenization of the whole prompt, as llama.cpp's own server does
+            tokens = self.tokenize(self.prompt_text(messages, assistant_prefix))
         limit = self._llm._model.n_ctx_train()
         if len(tokens) >= limit:
             raise EngineError(f"engine '{self.name}': prompt of {len(tokens)} tokens is longer than "
                               f"the model's {limit}-token context; shorten it")
+        return tokens
+
+    def _segment_tokens(self, messages, assistant_prefix: str) -> list[int]:
+        """Message contents tokenized as plain text (special=False); the template's own text,
+        where the real control tokens are, with special=True."""
+        def render(marked):
+            return render_chat_template(self._template, [dict(m) for m in marked], bos_token=self._bos,
+                                        eos_token=self._eos)
+
+        tokens: list[int] = []
+        for index, (text, is_content) in enumerate(prompt_segments(render, list(messages), assistant_prefix)):
+            raw = text.encode("utf-8")
+            if is_content:
+                tokens += self._llm.tokenize(raw, add_bos=index == 0, special=False)
+            else:
+                tokens += self.tokenize(text) if index == 0 else self._llm.tokenize(raw, add_bos=False,
+                                                                                     special=True)
         return tokens
 
     # -- Engine protocol ---------------------------------------------------------------------
@@ -262,8 +290,9 @@ class LlamaCppEngine:
 
     def choose(self, request: ChoiceRequest) -> dict[str, float]:
         check_choice(request)
-        text = self.prompt_text(request.messages, request.assistant_prefix)
-        return self._scorer.choose(self.tokenize(text), [self.tokenize(text + o) for o in request.options],
+        prefix = request.assistant_prefix
+        return self._scorer.choose(self._prompt_tokens(request.messages, prefix),
+                                   [self._prompt_tokens(request.messages, prefix + o) for o in request.options],
                                    request.options)
 
     def choose_many(self, requests: list[ChoiceRequest]) -> list[dict[str, float]]:
