@@ -66,3 +66,15 @@ def test_quickstart_serve_the_example_with_a_fresh_key(tmp_path):
         server.terminate()
         output = server.communicate(timeout=60)[0]
     assert "acme" in output and key not in output
+
+
+def test_operator_limits_refuse_booleans_for_counts():
+    """`max_tokens: true` in operators.yaml used to be read as 1."""
+    from pydantic import ValidationError
+
+    from charter.serve.operators import Limits
+
+    for field in ("max_tokens", "burst"):
+        with pytest.raises(ValidationError):
+            Limits.model_validate({field: True})
+    assert Limits.model_validate({"max_tokens": 64}).max_tokens == 64

@@ -40,6 +40,9 @@ def load_constitution(path: str | Path) -> Constitution:
     path = Path(path)
     data, lines = _read(path)
     problems = _duplicate_id_problems(path, data, lines)
+    if "layers" in data:  # charter's own record of the overlays applied, never a file's to claim
+        problems.append(Problem(str(path), _line_for(lines, ("layers",)), "layers",
+                                "is set by charter as overlays apply; remove it from the file"))
     constitution = _validate(Constitution, path, data, lines, problems)
     return constitution
 
@@ -76,18 +79,31 @@ def _read(path: Path) -> tuple[Any, dict[Path_, int]]:
     try:
         if path.suffix.lower() == ".json":
             data = _parse_json(name, text)
-            lines = _line_map(name, text)
+            # Valid JSON may indent with tabs, which YAML (the line mapper) refuses: map a copy
+            # with spaces instead (same lines).
+            lines = _line_map(name, re.sub(r"(?m)^\t+", lambda m: "  " * len(m.group(0)), text))
         else:
             lines = _line_map(name, text)  # raises located errors for invalid YAML
             data = _yaml_errors_located(name, lambda: yaml.safe_load(text))
     except RecursionError:
         raise ConstitutionError([Problem(name, 1, "", "nesting is too deep to be a constitution")]) from None
+    if isinstance(data, dict) and isinstance(data.get("version"), float):
+        data["version"] = _version_as_written(text, data["version"])  # 1.10 is not 1.1
     if not isinstance(data, dict):
         kind = "empty" if data is None else f"a {type(data).__name__}"
         raise ConstitutionError(
             [Problem(name, 1, "", f"the top level is {kind}; it must be a mapping with `name:`, `version:`, ...")]
         )
     return data, lines
+
+
+_VERSION = re.compile(r"""^\s*["']?version["']?\s*:\s*([0-9][0-9.]*)\s*,?\s*(?:#.*)?$""", re.MULTILINE)
+
+
+def _version_as_written(text: str, parsed: float) -> str:
+    """A version read as a number, as the file wrote it: YAML and JSON read 1.10 as 1.1."""
+    match = _VERSION.search(text)
+    return match.group(1) if match and float(match.group(1)) == parsed else str(parsed)
 
 
 def _parse_json(name: str, text: str) -> Any:

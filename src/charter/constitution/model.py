@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import unicodedata
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -20,9 +21,19 @@ class _Strict(BaseModel):
 
 
 def _nonempty(value: str) -> str:
-    if not value.strip():
+    # Invisible format characters (zero-width spaces, joiners) do not make a clause say anything.
+    if not "".join(ch for ch in value if unicodedata.category(ch) != "Cf").strip():
         raise ValueError("is empty; write the text of this clause")
     return value.strip()
+
+
+def _label(value: str) -> str:
+    """A one-line name (it is shown in prompts and echoed in errors): no line breaks, 100 chars."""
+    if any(unicodedata.category(ch) in ("Cc", "Zl", "Zp") for ch in value):
+        raise ValueError("has a line break or control character; a name is one line")
+    if len(value) > 100:
+        raise ValueError(f"is {len(value)} characters long; a name is at most 100")
+    return value
 
 
 def id_key(clause_id: str) -> str:
@@ -49,7 +60,7 @@ class Principle(_Strict):
     critique: str | None = Field(None, description="SL-CAI critique request")
     revision: str | None = Field(None, description="SL-CAI revision request")
     tags: tuple[str, ...] = ()
-    weight: float = Field(1.0, gt=0, description="Relative sampling weight")
+    weight: float = Field(1.0, gt=0, allow_inf_nan=False, description="Relative sampling weight")
     use: tuple[Use, ...] = Field(("sl", "rl", "eval"), description="Stages this principle serves")
 
     _id = field_validator("id")(_valid_id)
@@ -160,6 +171,7 @@ class Constitution(_Strict):
     layers: tuple[str, ...] = ("base",)
 
     _name = field_validator("name")(_nonempty)
+    _name_line = field_validator("name")(_label)
 
     @field_validator("version", mode="before")
     @classmethod
@@ -223,6 +235,8 @@ class Overlay(_Strict):
     user_adjustable: tuple[str, ...] | None = None
     remove: tuple[str, ...] = ()
     disable: tuple[str, ...] = ()
+
+    _name = field_validator("name")(_label)
 
     @field_validator("defaults", mode="before")
     @classmethod

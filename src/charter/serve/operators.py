@@ -36,8 +36,9 @@ class Limits(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     requests_per_minute: float = Field(60.0, gt=0, description="Token bucket refill rate")
-    burst: int = Field(10, ge=1, description="Requests allowed at once before the rate applies")
-    max_tokens: int = Field(512, ge=1, description="Largest max_tokens a request may ask for")
+    # strict: `max_tokens: true` must be an error, not 1
+    burst: int = Field(10, ge=1, strict=True, description="Requests allowed at once before the rate applies")
+    max_tokens: int = Field(512, ge=1, strict=True, description="Largest max_tokens a request may ask for")
 
 
 class OperatorEntry(BaseModel):
