@@ -8,6 +8,7 @@ import sys
 import time
 
 import httpx
+import pytest
 
 from charter.serve.operators import hash_key, load_operators
 
