@@ -117,3 +117,37 @@ def test_user_overlay_switches_a_default_and_the_operator_system_message_follows
     assert "Address the user formally" in system["content"]
     assert system["content"].rstrip().endswith("Answer in one word.")
     assert [m["role"] for m in deployment.engine.last_requests[0].messages] == ["system", "user"]
+
+
+def test_a_dropped_stream_stops_generating_and_is_audited_as_dropped(deployment):
+    """The client reads one chunk and hangs up: the engine stops within a few tokens (it used to
+    generate the whole answer for nobody), and the audit row says `dropped`, not `served`."""
+    import json
+    import time
+
+    import httpx
+
+    engine = deployment.engine
+    body = {"model": "charter", "stream": True, "max_tokens": 200, "temperature": 0.0, "seed": 1,
+            "messages": [{"role": "user", "content": "Write a long story about a lighthouse keeper and the sea."}]}
+    headers = {"authorization": f"Bearer {deployment.keys['acme']}"}
+    with httpx.Client(timeout=120) as client, \
+            client.stream("POST", f"{deployment.url}/chat/completions", json=body, headers=headers) as response:
+        for line in response.iter_lines():
+            if line.startswith("data:") and json.loads(line[5:]).get("choices", [{}])[0].get("delta", {}).get("content"):
+                request_id = json.loads(line[5:])["id"]
+                break
+        at_hang_up = engine.produced
+    for _ in range(600):  # bounded: at most a minute for the server to notice
+        if engine.finished:
+            break
+        time.sleep(0.1)
+    assert engine.finished
+    assert engine.produced - at_hang_up <= 16 and engine.produced < 150, (at_hang_up, engine.produced)
+    for _ in range(100):
+        with sqlite3.connect(deployment.audit_path) as db:
+            row = db.execute("SELECT outcome FROM requests WHERE request_id = ?", (request_id,)).fetchone()
+        if row:
+            break
+        time.sleep(0.1)
+    assert row == ("dropped",)

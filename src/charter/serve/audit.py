@@ -48,7 +48,7 @@ class AuditEntry:
     path: str
     operator_id: str | None = None
     status: int = 200
-    outcome: str = "served"  # served | blocked | refused (4xx) | error (5xx)
+    outcome: str = "served"  # served | blocked | refused (4xx) | error (5xx) | dropped (client left mid-stream)
     constitution_hash: str | None = None
     blocked_by: str | None = None
     blocked_stage: str | None = None

@@ -92,7 +92,7 @@ async def stream_answer(job: StreamJob, on_done) -> AsyncIterator[bytes]:
     window = job.guard.config.window_chars if job.guard else 0
     text, sent, checked = "", 0, 0
     uncertain: set[str] = set()
-    finish, blocked = "stop", None
+    finish, blocked, delivered = "stop", None, False
     producer = loop.run_in_executor(None, produce)
     try:
         yield chat.chunk(job.request_id, job.model, {"role": "assistant", "content": ""})
@@ -147,9 +147,13 @@ async def stream_answer(job: StreamJob, on_done) -> AsyncIterator[bytes]:
             yield chat.sse({"id": job.request_id, "object": "chat.completion.chunk", "model": job.model,
                             "choices": [], "usage": chat.usage(job.usage["prompt"], job.usage["completion"])})
         yield chat.sse("[DONE]")
+        delivered = True
     finally:
-        # Also reached when the client goes away: stop the producer, and write the audit row once it
-        # has really finished (no await here: a cancelled task may not await again).
+        # Also reached when the client goes away: stop the producer (it checks between tokens, so
+        # generation ends within a token), audit the request as dropped, and write the row once
+        # the producer has really finished (no await here: a cancelled task may not await again).
+        if not delivered and job.entry.outcome == "served":
+            job.entry.outcome = "dropped"
         cancel.set()
         producer.add_done_callback(lambda _: _finish(job, on_done))
 
