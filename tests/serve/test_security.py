@@ -176,3 +176,70 @@ def test_audit_rows_exist_and_hold_no_key(deployment):
     for key in deployment.keys.values():
         assert key.encode() not in stored
         assert hash_key(key).encode() not in stored
+
+
+class SlowEngine:
+    """Takes a while per answer, so concurrent requests really overlap (the bound is what is
+    tested here; the real engine is in every other serve test)."""
+
+    name = fingerprint = "slow"
+
+    def __init__(self):
+        import threading
+
+        self.active = self.most = 0
+        self._lock = threading.Lock()
+
+    def generate(self, requests):
+        import time
+
+        from charter.engines.base import Completion
+
+        with self._lock:
+            self.active += 1
+            self.most = max(self.most, self.active)
+        time.sleep(0.3)
+        with self._lock:
+            self.active -= 1
+        return [[Completion("Otters hold hands.", "stop", 5, 4, i) for i in range(r.n)] for r in requests]
+
+    def choose(self, request):
+        return {o: 1.0 / len(request.options) for o in request.options}
+
+    def close(self):
+        pass
+
+
+def test_work_in_progress_is_bounded_per_key_and_in_total(tmp_path, embedder, example_constitution):
+    """50 requests at once from one key: at most `max_in_flight_per_key` are held (queued or
+    generating); the rest get 429 at once with Retry-After instead of waiting without end; a
+    second key still gets through; the places are given back (a later request is served)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from charter.serve import ServeSettings, add_operator, create_app, load_operators
+    from charter.serve.local import serve_in_thread
+
+    path = tmp_path / "operators.yaml"
+    roomy = {"requests_per_minute": 60000, "burst": 1000}
+    keys = {name: add_operator(path, name, limits=roomy) for name in ("one", "two")}
+    settings = ServeSettings(audit_path=tmp_path / "audit.sqlite", max_in_flight=6, max_in_flight_per_key=3,
+                             guards=False)
+    app = create_app(example_constitution, SlowEngine(), load_operators(path), settings, embedder=embedder)
+    url, stop = serve_in_thread(app)
+    body = {"model": "charter", "messages": HELLO, "max_tokens": 4}
+
+    def ask(key):
+        response = httpx.post(f"{url}/chat/completions", json=body, timeout=60,
+                              headers={"authorization": f"Bearer {key}"})
+        return response.status_code, response.headers.get("retry-after")
+
+    try:
+        with ThreadPoolExecutor(50) as pool:
+            results = list(pool.map(ask, [keys["one"]] * 50))
+        codes = [code for code, _ in results]
+        assert codes.count(200) >= 3 and codes.count(429) >= 20 and set(codes) <= {200, 429}
+        assert all(retry == "2" for code, retry in results if code == 429)
+        assert app.state.server.in_flight.held() == 0
+        assert ask(keys["two"])[0] == 200 and ask(keys["one"])[0] == 200
+    finally:
+        stop()

@@ -28,7 +28,7 @@ from charter.serve import chat
 from charter.serve.audit import AuditEntry, AuditLog
 from charter.serve.auth import KeyRing
 from charter.serve.guard import Guard, GuardConfig
-from charter.serve.limits import BodyLimitMiddleware, RateLimiter
+from charter.serve.limits import BodyLimitMiddleware, InFlight, Place, RateLimiter
 from charter.serve.operators import Operator
 from charter.serve.similarity import Embedder
 from charter.serve.slots import EnginePool, EngineSlot
@@ -46,6 +46,8 @@ class ServeSettings:
     guard: GuardConfig = field(default_factory=GuardConfig)
     # Python API only, for measuring what guards cost (bench/serve.py). The CLI has no such switch.
     guards: bool = True
+    max_in_flight: int = 32  # requests held at once (queued or generating); more get 503
+    max_in_flight_per_key: int = 8  # of those, per operator key; more get 429
 
 
 @dataclass
@@ -69,6 +71,7 @@ class Server:
         self.embedder = (embedder or Embedder()) if settings.guards else None
         self.keys = KeyRing(operators)
         self.rates = RateLimiter()
+        self.in_flight = InFlight(settings.max_in_flight, settings.max_in_flight_per_key)
         self.audit = AuditLog(settings.audit_path)
         self.style = settings.prompt_style if settings.prompt_style != "auto" else \
             ("compact" if engine.name.startswith("llamacpp") else "full")
@@ -109,9 +112,20 @@ class Server:
         try:
             state = self._authorise(request, entry)
             body = chat.parse_request(await request.body())
-            return await self._complete(state, body, entry)
+            place = self.in_flight.admit(state.operator.id)
         except chat.ApiError as exc:
             return self._refuse(exc, entry)
+        try:
+            response = await self._complete(state, body, entry, place)
+        except chat.ApiError as exc:
+            place.release()
+            return self._refuse(exc, entry)
+        except BaseException:
+            place.release()
+            raise
+        if not place.handed_over:
+            place.release()  # a stream gives its place back when it ends (or its client leaves)
+        return response
 
     # -- steps ------------------------------------------------------------------------------------
     def _authorise(self, request: Request, entry: AuditEntry) -> OperatorState:
@@ -130,7 +144,8 @@ class Server:
             raise error
         return self.states[operator.id]
 
-    async def _complete(self, state: OperatorState, body: chat.ChatRequest, entry: AuditEntry) -> Response:
+    async def _complete(self, state: OperatorState, body: chat.ChatRequest, entry: AuditEntry,
+                        place: Place) -> Response:
         if body.model != self.settings.model_name:
             raise chat.ApiError(404, f"model '{body.model}' is not served here; use '{self.settings.model_name}' "
                                      f"(see /v1/models)", "model_not_found", param="model")
@@ -158,7 +173,13 @@ class Server:
             include_usage = bool((body.stream_options or {}).get("include_usage"))
             job = StreamJob(entry.request_id, self.settings.model_name, self.slot, request, messages, state.guard,
                             entry, charter, include_usage)
-            return StreamingResponse(stream_answer(job, self.audit.write), media_type="text/event-stream")
+
+            def done(finished: AuditEntry) -> None:
+                place.release()
+                self.audit.write(finished)
+
+            place.handed_over = True
+            return StreamingResponse(stream_answer(job, done), media_type="text/event-stream")
         return await self._answer(state, request, messages, entry, charter)
 
     async def _answer(self, state: OperatorState, request: GenerationRequest, messages: list[dict],
