@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from charter.evals.grading import (
     Judge,
     neutralise,
@@ -63,3 +65,24 @@ def test_choose_mode_gives_a_verdict_with_probabilities():
     [verdict] = Judge(engine, mode="choose").ask([pairwise_question("q", "x", "y", "more helpful")])
     assert verdict.value == "B" and abs(verdict.probs["B"] - 0.7) < 1e-9
     assert "VERDICT: B" in verdict.reply
+
+
+def test_the_choose_judge_asks_a_server_for_the_bare_option(scripted_server):
+    """An OpenAI-compatible server cannot continue `VERDICT: `, so the judge asks for the option
+    alone and reads the first token's logprobs; a server without logprobs is one clear error that
+    names the fallback."""
+    from charter.engines.registry import make_engine
+    from charter.errors import EngineError
+    from charter.evals.grading import Judge, pairwise_question
+
+    server = scripted_server()
+    judge = Judge(make_engine(f"openai:{server.url}#judge", max_retries=0))
+    [verdict] = judge.ask([pairwise_question("Hi?", "Hello!", "Go away.", "more helpful")])
+    assert verdict.scored and verdict.value == "A" and verdict.probs["A"] > verdict.probs["B"]
+    sent = server.requests[-1]
+    assert "continue_final_message" not in sent and sent["messages"][-1]["role"] == "user"
+    assert "Reply with only one of A, B" in sent["messages"][-1]["content"]
+    silent = scripted_server(logprobs=False)
+    with pytest.raises(EngineError, match="--judge-mode generate"):
+        Judge(make_engine(f"openai:{silent.url}#judge", max_retries=0)).ask(
+            [pairwise_question("Hi?", "Hello!", "Go away.", "more helpful")])
