@@ -117,3 +117,20 @@ def test_text_and_json_writers(tmp_path):
         open(tmp, "w").write("half")
         raise ValueError
     assert not (tmp_path / "never.txt").exists() and len(list(tmp_path.iterdir())) == 2
+
+
+def test_a_killed_writers_leftover_is_removed_by_the_next_write(tmp_path):
+    """SIGKILL skips every cleanup, so a killed export leaves `.NAME.PID.XXXX.tmp` behind; the next
+    write of NAME removes it, but never a file a live process is still writing."""
+    import os
+
+    from charter.rows import write_rows
+
+    target = tmp_path / "rows.jsonl"
+    dead = tmp_path / ".rows.jsonl.999999999.abcd.tmp"  # no such pid
+    live = tmp_path / f".rows.jsonl.{os.getpid()}.efgh.tmp"
+    other = tmp_path / ".other.jsonl.999999999.abcd.tmp"
+    for leftover in (dead, live, other):
+        leftover.write_text("partial")
+    write_rows(target, [{"a": 1}])
+    assert not dead.exists() and live.exists() and other.exists() and target.exists()

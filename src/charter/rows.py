@@ -108,7 +108,10 @@ def atomic_path(path: Path) -> Iterator[str]:
     """A temporary path beside `path`; on success it is synced and renamed over `path`, on any
     error it is removed, so readers only ever see a complete file."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    _remove_leftovers(path)
+    # The writer's pid is in the name, so a later write can tell a killed writer's leftover from a
+    # file another live process is still writing.
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp")
     os.close(fd)
     try:
         yield tmp
@@ -118,6 +121,34 @@ def atomic_path(path: Path) -> Iterator[str]:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _remove_leftovers(path: Path) -> None:
+    """Temporary files a killed writer of `path` left behind (SIGKILL skips every cleanup)."""
+    import glob
+    import time
+
+    for old in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        pid = old.name[len(path.name) + 2:].split(".", 1)[0]
+        if pid.isdigit():
+            stale = not _alive(int(pid))
+        else:  # written before names carried a pid: stale once nothing has touched it for an hour
+            try:
+                stale = time.time() - old.stat().st_mtime > 3600
+            except OSError:
+                continue
+        if stale:
+            old.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
 
 
 # -- readers -------------------------------------------------------------------------------------
