@@ -6,7 +6,9 @@ They are rule-based so `charter lint` stays instant and needs no model.
 
 from __future__ import annotations
 
+import math
 import re
+from collections import Counter, defaultdict
 from pathlib import Path
 
 from charter.constitution.model import Constitution
@@ -15,6 +17,8 @@ from charter.errors import Problem
 _WORD = re.compile(r"\w+", re.UNICODE)
 _VAGUE = ("good", "bad", "appropriate", "nice", "proper", "right thing", "reasonable", "ok")
 _OPPOSITES = (("concise", "detailed"), ("formal", "informal"), ("always", "never"), ("refuse", "comply"))
+NEAR_DUPLICATE = 0.8  # share of words two clauses have in common to be flagged
+MAX_PER_KIND = 50  # near-duplicate pairs listed; the rest are counted in one line
 
 
 def lint(constitution: Constitution, path: str | Path = "<constitution>",
@@ -29,12 +33,12 @@ def lint(constitution: Constitution, path: str | Path = "<constitution>",
                                 message, severity="warning"))
 
     texts = [(c.id, c.text) for clauses in constitution.clauses_by_kind().values() for c in clauses]
-    for i, (id_a, text_a) in enumerate(texts):
-        for id_b, text_b in texts[i + 1:]:
-            similarity = _jaccard(text_a, text_b)
-            if similarity >= 0.8:
-                warn(id_b, "text", f"nearly duplicates '{id_a}' ({similarity:.0%} shared words); merge them or "
-                                   "say what distinguishes them")
+    pairs = near_duplicates([text for _, text in texts], NEAR_DUPLICATE)
+    for i, j, similarity in pairs[:MAX_PER_KIND]:
+        warn(texts[j][0], "text", f"nearly duplicates '{texts[i][0]}' ({similarity:.0%} shared words); merge them "
+                                  "or say what distinguishes them")
+    if len(pairs) > MAX_PER_KIND:
+        warn("", "text", f"and {len(pairs) - MAX_PER_KIND} more near-duplicate pairs not listed")
     for principle in constitution.principles:
         words = _words(principle.text)
         if len(words) < 6:
@@ -80,10 +84,32 @@ def _words(text: str) -> list[str]:
     return _WORD.findall(text)
 
 
-def _jaccard(a: str, b: str) -> float:
+def _token_set(text: str) -> frozenset[str]:
     # For scripts without spaces (Chinese, Japanese) compare characters, not whitespace words.
-    set_a = set(_words(a.lower())) if " " in a.strip() else set(a)
-    set_b = set(_words(b.lower())) if " " in b.strip() else set(b)
-    if not set_a or not set_b:
-        return 0.0
-    return len(set_a & set_b) / len(set_a | set_b)
+    return frozenset(_words(text.lower())) if " " in text.strip() else frozenset(text)
+
+
+def near_duplicates(texts: list[str], threshold: float) -> list[tuple[int, int, float]]:
+    """(i, j, Jaccard) for every pair i < j of texts whose word sets share >= `threshold`.
+
+    Not all pairs (4,000 clauses took 166 s that way): prefix filtering. With the words of each
+    set ordered rarest first, two sets with Jaccard >= t must share a word among the first
+    |x| - ceil(t|x|) + 1 of each, so only texts meeting in an index of those prefixes are compared.
+    """
+    sets = [_token_set(text) for text in texts]
+    frequency = Counter(word for words in sets for word in words)
+    index: dict[str, list[int]] = defaultdict(list)
+    found = []
+    for j, words in enumerate(sets):
+        if not words:
+            continue
+        ordered = sorted(words, key=lambda w: (frequency[w], w))
+        candidates: set[int] = set()
+        for word in ordered[: len(ordered) - math.ceil(threshold * len(ordered) - 1e-9) + 1]:
+            candidates.update(index[word])
+            index[word].append(j)
+        for i in candidates:
+            similarity = len(sets[i] & words) / len(sets[i] | words)
+            if similarity >= threshold:
+                found.append((i, j, similarity))
+    return sorted(found)
