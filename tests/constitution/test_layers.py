@@ -144,3 +144,13 @@ def test_an_overlay_clause_cannot_take_a_hard_lines_id_spelled_differently(looka
               "critique": "Find refusals.", "revision": "Help."}
     with pytest.raises(LayerError, match="looks like the hard line 'no_weapons'"):
         resolve(BASE, overlay(principles=[clause]))
+
+
+def test_an_overlay_is_bounded():
+    from charter.errors import ConstitutionError
+
+    with pytest.raises(ConstitutionError, match="at most 20000"):
+        overlay(context="x" * 200_000)
+    lines = [{"id": f"extra_{i}", "text": "Never do this."} for i in range(1000)]
+    with pytest.raises(ConstitutionError, match="at most 200"):
+        overlay(hard_lines=lines)

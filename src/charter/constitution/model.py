@@ -11,6 +11,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 ID_PATTERN = re.compile(r"^\w[\w.\-]*\Z")  # \Z: "$" would also match before a trailing newline
+MAX_CLAUSES = 10_000  # per kind (principles, traits, hard lines, defaults) in one constitution
+MAX_OVERLAY_CONTEXT = 20_000  # characters of context one overlay adds to every prompt
+MAX_OVERLAY_CLAUSES = 200
 Layer = Literal["operator", "user"]
 Use = Literal["sl", "rl", "eval"]
 
@@ -179,6 +182,13 @@ class Constitution(_Strict):
         return str(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
 
     @model_validator(mode="after")
+    def _bounded(self) -> "Constitution":
+        for kind, clauses in self.clauses_by_kind().items():
+            if len(clauses) > MAX_CLAUSES:
+                raise ValueError(f"has {len(clauses)} {kind}; at most {MAX_CLAUSES} per kind are supported")
+        return self
+
+    @model_validator(mode="after")
     def _unique_ids(self) -> "Constitution":
         seen: dict[str, tuple[str, str]] = {}
         for kind, clauses in self.clauses_by_kind().items():
@@ -237,6 +247,17 @@ class Overlay(_Strict):
     disable: tuple[str, ...] = ()
 
     _name = field_validator("name")(_label)
+
+    @model_validator(mode="after")
+    def _bounded(self) -> "Overlay":
+        # An overlay is a deployment's adjustments; its text goes into every prompt.
+        if len(self.context) > MAX_OVERLAY_CONTEXT:
+            raise ValueError(f"context is {len(self.context)} characters; an overlay's context is at most "
+                             f"{MAX_OVERLAY_CONTEXT}")
+        added = len(self.principles) + len(self.traits) + len(self.hard_lines)
+        if added > MAX_OVERLAY_CLAUSES:
+            raise ValueError(f"adds {added} clauses; an overlay adds at most {MAX_OVERLAY_CLAUSES}")
+        return self
 
     @field_validator("defaults", mode="before")
     @classmethod
