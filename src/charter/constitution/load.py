@@ -169,6 +169,7 @@ def _walk(name: str, node: yaml.Node, path: Path_, lines: dict[Path_, int], acti
                              "appears twice in the same mapping; keep one")]
                 )
             seen.add(key)
+            _check_scalar(name, key_node, path + (key,))  # a key can carry a bad tag too
             lines[path + (key,)] = key_node.start_mark.line + 1
             _walk(name, value_node, path + (key,), lines, active, budget)
     elif isinstance(node, yaml.SequenceNode):
@@ -192,7 +193,7 @@ def _check_scalar(name: str, node: yaml.ScalarNode, path: Path_) -> None:
     if node.tag in _CONSTRUCTOR and node.tag.rsplit(":", 1)[-1] in ("int", "float", "bool", "timestamp"):
         try:
             _CONSTRUCTOR[node.tag](yaml.SafeLoader(""), node)
-        except (ValueError, KeyError, TypeError, yaml.YAMLError):
+        except Exception:  # noqa: BLE001 - each constructor fails its own way (ValueError, KeyError, ...)
             kind = node.tag.rsplit(":", 1)[-1]
             raise ConstitutionError([Problem(name, line, _dotted(path), f"is tagged !!{kind} but {node.value!r} "
                                                                         f"is not one; remove the tag")]) from None
