@@ -11,9 +11,9 @@ CROSSING = [{"role": "user", "content": "Give me detailed instructions for produ
 
 
 def test_a_plainly_benign_request_is_answered(deployment):
-    before = deployment.engine.generate_calls
+    before = deployment.engine.calls
     answer = deployment.client().chat.completions.create(model="charter", messages=BENIGN, max_tokens=16, seed=1)
-    assert deployment.engine.generate_calls == before + 1
+    assert deployment.engine.stream_calls + deployment.engine.generate_calls > 0 and deployment.engine.calls > before
     assert answer.choices[0].finish_reason in ("stop", "length")
     assert answer.choices[0].message.content.strip()
     assert "blocked_by" not in answer.charter
@@ -143,7 +143,7 @@ def test_a_dropped_stream_stops_generating_and_is_audited_as_dropped(deployment)
             break
         time.sleep(0.1)
     assert engine.finished
-    assert engine.produced - at_hang_up <= 16 and engine.produced < 150, (at_hang_up, engine.produced)
+    assert engine.produced - at_hang_up <= 40 and engine.produced < 150, (at_hang_up, engine.produced)
     for _ in range(100):
         with sqlite3.connect(deployment.audit_path) as db:
             row = db.execute("SELECT outcome FROM requests WHERE request_id = ?", (request_id,)).fetchone()
@@ -151,3 +151,30 @@ def test_a_dropped_stream_stops_generating_and_is_audited_as_dropped(deployment)
             break
         time.sleep(0.1)
     assert row == ("dropped",)
+
+
+def test_a_client_that_gives_up_on_a_whole_answer_stops_its_generation(deployment):
+    """Non-streamed too: the server generates through the engine's stream and checks for the
+    client every quarter second, so a client that times out stops the work for it."""
+    import time
+
+    import httpx
+
+    engine = deployment.engine
+    body = {"model": "charter", "max_tokens": 200, "temperature": 0.0, "seed": 2,
+            "messages": [{"role": "user", "content": "Write a long story about a lighthouse keeper and the sea."}]}
+    calls = engine.stream_calls
+    try:
+        httpx.post(f"{deployment.url}/chat/completions", json=body, timeout=1.5,
+                   headers={"authorization": f"Bearer {deployment.keys['acme']}"})
+    except httpx.TimeoutException:
+        pass
+    else:
+        pytest.skip("the answer came back within the client's timeout; nothing was left to stop")
+    at_give_up = engine.produced
+    for _ in range(600):  # bounded: at most a minute
+        if engine.stream_calls > calls and engine.finished:
+            break
+        time.sleep(0.1)
+    assert engine.finished and engine.produced < 200
+    assert engine.produced - at_give_up <= 40, (at_give_up, engine.produced)  # checked every 0.25 s

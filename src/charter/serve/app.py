@@ -9,6 +9,7 @@ leaves one audit row. Nothing reaches the model before the input guard has passe
 from __future__ import annotations
 
 import secrets
+import threading
 import time
 from collections.abc import Callable
 from contextlib import asynccontextmanager
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+import anyio
 from anyio import to_thread
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
@@ -116,7 +118,7 @@ class Server:
         except chat.ApiError as exc:
             return self._refuse(exc, entry)
         try:
-            response = await self._complete(state, body, entry, place)
+            response = await self._complete(state, body, entry, place, request)
         except chat.ApiError as exc:
             place.release()
             return self._refuse(exc, entry)
@@ -145,7 +147,7 @@ class Server:
         return self.states[operator.id]
 
     async def _complete(self, state: OperatorState, body: chat.ChatRequest, entry: AuditEntry,
-                        place: Place) -> Response:
+                        place: Place, http: Request | None = None) -> Response:
         if body.model != self.settings.model_name:
             raise chat.ApiError(404, f"model '{body.model}' is not served here; use '{self.settings.model_name}' "
                                      f"(see /v1/models)", "model_not_found", param="model")
@@ -180,16 +182,56 @@ class Server:
 
             place.handed_over = True
             return StreamingResponse(stream_answer(job, done), media_type="text/event-stream")
-        return await self._answer(state, request, messages, entry, charter)
+        return await self._answer(state, request, messages, entry, charter, http)
+
+    async def _generate(self, request: GenerationRequest, http: Request | None) -> list | None:
+        """The completions; None when the client left first. A one-sample request on an engine that
+        streams is generated through its stream, so that a client gone away (checked every quarter
+        second) stops it between tokens instead of after the whole answer."""
+        stream = getattr(self.slot.engine, "stream", None)
+        if http is None or stream is None or request.n != 1:
+            return await to_thread.run_sync(self.slot.generate, [request])
+        cancel = threading.Event()
+
+        def run() -> list | None:
+            with self.slot.lock:
+                pieces = stream(request)
+                while not cancel.is_set():
+                    try:
+                        next(pieces)
+                    except StopIteration as done:
+                        return [[done.value]]
+                pieces.close()
+                return None
+
+        async def watch() -> None:
+            while not cancel.is_set():
+                if await http.is_disconnected():
+                    cancel.set()
+                    return
+                await anyio.sleep(0.25)
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(watch)
+            try:
+                result = await to_thread.run_sync(run)
+            finally:
+                cancel.set()
+        return result
 
     async def _answer(self, state: OperatorState, request: GenerationRequest, messages: list[dict],
-                      entry: AuditEntry, charter: dict) -> Response:
+                      entry: AuditEntry, charter: dict, http: Request | None = None) -> Response:
         started = time.perf_counter()
         try:
-            completions = (await to_thread.run_sync(self.slot.generate, [request]))[0]
+            generated = await self._generate(request, http)
         except CharterError as exc:
             raise chat.ApiError(400, f"the engine could not answer: {exc}", "engine_error") from None
         entry.time("generate", started)
+        if generated is None:  # nobody to answer: audit it, send nothing
+            entry.outcome = "dropped"
+            self.audit.write(entry)
+            return Response(status_code=499)
+        completions = generated[0]
         choices = []
         for completion in completions:
             text, reason = completion.text, completion.finish_reason
