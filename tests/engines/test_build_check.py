@@ -139,6 +139,8 @@ def test_idle_threads_counts_other_processes_not_this_one():
     finally:
         stop.set()
         spinner.join()
+    if own_busy < cpu_threads():  # measured with load from elsewhere (another test run on the machine)
+        pytest.skip("other processes started using the CPUs during the measurement")
     other = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:
         import time
