@@ -77,3 +77,32 @@ def test_a_read_only_run_folder_is_read_without_writing(tmp_path, monkeypatch):
     assert readonly.count("pref") == 0
     assert not list((tmp_path / "run").glob("records.sqlite-*"))
     readonly.close()
+
+
+def test_a_read_only_filesystem_is_one_line(tmp_path):
+    """/sys is mounted read-only here: creating a run folder there fails with EROFS (or a
+    permission error), which is one line, not a traceback."""
+    target = Path("/sys/charter-test-run")
+    try:
+        target.mkdir()
+    except OSError:
+        pass
+    else:
+        target.rmdir()
+        pytest.skip("/sys is writable on this machine")
+    done = charter("generate", "distill", "--engine", "mock:x", "--limit", "1", "--out", str(target), cwd=tmp_path)
+    assert_one_line(done, "charter-test-run")
+
+
+@pytest.mark.parametrize("code, words", [("ENOSPC", "free some disk space"), ("EFBIG", "size limit")])
+def test_a_full_disk_is_one_line(tmp_path, code, words):
+    """The disk-full handler of cli.main, reached the way a write would reach it (a real full disk
+    cannot be made here without root tricks on a shared machine)."""
+    script = (f"import errno, sys\nimport charter.data.distill as distill\n"
+              f"def full(*a, **k):\n    raise OSError(errno.{code}, 'No space left', 'records.sqlite')\n"
+              f"distill.run_distill = full\nfrom charter.cli import main\n"
+              f"sys.argv = ['charter', 'generate', 'distill', '--engine', 'mock:x', '--limit', '1', '--out', 'run']\n"
+              f"main()\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                          cwd=tmp_path, env={**os.environ, "COLUMNS": "300"})
+    assert_one_line(done, words, "rerun the same command to resume")
