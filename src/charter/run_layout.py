@@ -41,21 +41,21 @@ class RunLayout:
 
     @property
     def raw_datasets(self) -> Path:
-        return self.root / "datasets" / "raw"
+        return self.datasets / "raw"
 
     @property
     def pairs(self) -> Path:
         """Every judge-free pair that passed the rule check."""
-        return self.root / "datasets" / "prefs.parquet"
+        return self.datasets / "prefs.parquet"
 
     @property
     def dpo_pairs(self) -> Path:
         """The judge-free pairs DPO trains on (balanced harmful / safe)."""
-        return self.root / "datasets" / "dpo.parquet"
+        return self.datasets / "dpo.parquet"
 
     @property
     def sft_rows(self) -> Path:
-        return self.root / "datasets" / "sft.parquet"
+        return self.datasets / "sft.parquet"
 
     def sft_data(self, recipe: str) -> Path:
         return self.sft_rows if recipe == "contrastive" else self.raw_datasets / "sft.parquet"

@@ -188,21 +188,15 @@ class Server:
         """The completions; None when the client left first. A one-sample request on an engine that
         streams is generated through its stream, so that a client gone away (checked every quarter
         second) stops it between tokens instead of after the whole answer."""
-        stream = getattr(self.slot.engine, "stream", None)
-        if http is None or stream is None or request.n != 1:
+        if http is None or not self.slot.streams or request.n != 1:
             return await to_thread.run_sync(self.slot.generate, [request])
         cancel = threading.Event()
 
         def run() -> list | None:
-            with self.slot.lock:
-                pieces = stream(request)
-                while not cancel.is_set():
-                    try:
-                        next(pieces)
-                    except StopIteration as done:
-                        return [[done.value]]
-                pieces.close()
-                return None
+            finished: list = []
+            for _ in self.slot.stream(request, cancel, finished):
+                pass
+            return [finished] if finished else None
 
         async def watch() -> None:
             while not cancel.is_set():

@@ -8,7 +8,7 @@ engine may be the same object; then they share the lock too.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from charter.engines.base import ChoiceRequest, Completion, Engine, GenerationRequest
 
@@ -29,6 +29,29 @@ class EngineSlot:
     def choose(self, request: ChoiceRequest) -> dict[str, float]:
         with self.lock:
             return self.engine.choose(request)
+
+    @property
+    def streams(self) -> bool:
+        """Whether the engine yields tokens as it generates (`stream`, a generator that returns
+        the whole Completion)."""
+        return hasattr(self.engine, "stream")
+
+    def stream(self, request: GenerationRequest, cancel: threading.Event, result: list) -> Iterator[str]:
+        """The engine's stream under this slot's lock: text as it is generated, stopped between
+        tokens once `cancel` is set (the engine's stream is closed, so its generation ends there);
+        a stream that finishes appends its Completion to `result`."""
+        with self.lock:
+            pieces = self.engine.stream(request)
+            try:
+                while not cancel.is_set():
+                    try:
+                        piece = next(pieces)
+                    except StopIteration as done:
+                        result.append(done.value)
+                        return
+                    yield piece
+            finally:
+                pieces.close()
 
 
 class EnginePool:

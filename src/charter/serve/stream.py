@@ -47,21 +47,14 @@ class StreamJob:
 
 
 def text_pieces(job: StreamJob, cancel: threading.Event) -> Iterator[str]:
-    stream = getattr(job.slot.engine, "stream", None)
-    if stream is not None:
-        with job.slot.lock:
-            pieces = stream(job.request)
-            while True:
-                try:
-                    piece = next(pieces)
-                except StopIteration as done:  # the engine returns the whole Completion at the end
-                    _record_usage(job, done.value)
-                    return
-                job.usage["completion"] += 1  # a piece per token until the engine's own count arrives
-                yield piece
-                if cancel.is_set():
-                    pieces.close()
-                    return
+    if job.slot.streams:
+        finished: list = []
+        for piece in job.slot.stream(job.request, cancel, finished):
+            job.usage["completion"] += 1  # a piece per token until the engine's own count arrives
+            yield piece
+        if finished:  # the engine returns the whole Completion at the end
+            _record_usage(job, finished[0])
+        return
     completion = job.slot.generate([job.request])[0][0]
     job.usage.update(prompt=completion.prompt_tokens, completion=completion.completion_tokens)
     job.usage["finish_reason"] = completion.finish_reason
