@@ -9,15 +9,19 @@ policy on chosen and rejected, and the reference too, so expect roughly 3-4x). A
 test: the numbers depend on the machine and on what else shares its CPU (compare CPU seconds then).
 
 --padding trains SFT and DPO on a finished run's own datasets (RUN_DIR/datasets, and the run's SFT
-adapter under DPO, as `charter run` does) for a few steps, padded and padding-free
-(train/unpadded.py), in the order padded, free, free, padded so drift hits both alike; it prints
-each trainer's seconds, the ratio, and the losses (the same computation: they agree up to float
-order and, under LoRA dropout, differently shaped dropout draws).
+adapter under DPO, as `charter run` does) for a few steps in several ways: padded, packed without
+padding (train/unpadded.py) with each row apart, and packed with shared prefixes computed once
+(train/packed_attention.py); DPO also padded with the LM head and log-softmax at every position, as
+plain TRL computes them (train/completion_logits.py limits both to completion positions). The order is
+A B C C B A so drift hits all alike; it prints each
+trainer's seconds, the speed-up over padded, and the losses (the same computation: they agree up to
+float order and, under LoRA dropout, differently shaped dropout draws).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import shutil
 import time
@@ -50,36 +54,59 @@ def timed(label: str, call):
     return result, seconds
 
 
-def compare_padding(run: Path, steps: int, out: Path) -> None:
+PACKINGS = {  # label: TrainSettings fields, and whether DPO's head computes completion positions only
+    "plain TRL (padded, full head)": ({"padding_free": False}, False),
+    "padded": ({"padding_free": False}, True),
+    "packed rows": ({"padding_free": True, "share_prefixes": False}, True),
+    "shared prefixes": ({"padding_free": True, "share_prefixes": True}, True),
+}
+
+
+def compare_padding(run: Path, steps: int, out: Path, kinds: list[str]) -> None:
+    from unittest import mock
+
+    from trl import DPOTrainer
+
+    import charter.train.completion_logits as completion_logits
+    import charter.train.dpo as dpo
     from charter.train import DpoSettings, SftSettings, train_dpo, train_sft
 
     trainers = {
-        "sft": lambda free, dest: train_sft(SftSettings(max_steps=steps, learning_rate=1e-3, padding_free=free),
-                                            [run / "datasets" / "sft.parquet"], dest),
-        "dpo": lambda free, dest: train_dpo(DpoSettings(max_steps=steps, learning_rate=2e-4, padding_free=free),
-                                            [run / "datasets" / "dpo.parquet"], dest,
-                                            sft_adapter=run / "train" / "sft"),
+        "sft": lambda packing, dest: train_sft(SftSettings(max_steps=steps, learning_rate=1e-3, **packing),
+                                               [run / "datasets" / "sft.parquet"], dest),
+        "dpo": lambda packing, dest: train_dpo(DpoSettings(max_steps=steps, learning_rate=2e-4, **packing),
+                                               [run / "datasets" / "dpo.parquet"], dest,
+                                               sft_adapter=run / "train" / "sft"),
     }
-    for kind, train in trainers.items():
-        seconds: dict[bool, list[float]] = {False: [], True: []}
-        for i, free in enumerate((False, True, True, False)):
+    for kind in kinds:
+        train = trainers[kind]
+        labels = [label for label, (_, head) in PACKINGS.items() if head or kind == "dpo"]
+        seconds: dict[str, list[float]] = {label: [] for label in labels}
+        for i, label in enumerate(labels + labels[::-1]):  # A B C C B A: drift hits every option alike
             dest = out / f"{kind}-{i}"
             shutil.rmtree(dest, ignore_errors=True)
             shutil.rmtree(dest.parent / f".{dest.name}.work", ignore_errors=True)
-            result = train(free, dest)
-            seconds[free].append(result.metrics["train_runtime"])
+            packing, completion_head = PACKINGS[label]
+            with contextlib.ExitStack() as patches:
+                if not completion_head:  # TRL as it comes
+                    patches.enter_context(mock.patch.object(completion_logits, "enable_completion_logits",
+                                                            lambda model: False))
+                    patches.enter_context(mock.patch.object(dpo, "completion_logits_trainer", lambda: DPOTrainer))
+                result = train(packing, dest)
+            seconds[label].append(result.metrics["train_runtime"])
             losses = [round(h["loss"], 4) for h in result.log_history if "loss" in h]
-            print(f"  {kind} {'padding-free' if free else 'padded'}: {seconds[free][-1]:.1f} s, losses {losses}",
-                  flush=True)
-        padded, free = sum(seconds[False]) / 2, sum(seconds[True]) / 2
-        print(f"{kind}: {steps} steps padded {padded:.1f} s, padding-free {free:.1f} s, "
-              f"ratio {padded / free:.2f}x", flush=True)
+            print(f"  {kind} {label}: {seconds[label][-1]:.1f} s, losses {losses}", flush=True)
+        mean = {label: sum(values) / len(values) for label, values in seconds.items()}
+        first = labels[0]
+        print(f"{kind}: {steps} steps " + ", ".join(
+            f"{label} {mean[label]:.1f} s ({mean[first] / mean[label]:.2f}x)" for label in labels), flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--padding", type=Path, help="a finished run folder: compare padded vs padding-free")
+    parser.add_argument("--padding", type=Path, help="a finished run folder: compare padded, packed and shared-prefix training")
     parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--trainers", default="sft,dpo", help="with --padding: which trainers to compare")
     parser.add_argument("--sft-examples", type=int, default=64)
     parser.add_argument("--dpo-pairs", type=int, default=32)
     parser.add_argument("--batch-size", type=int, default=4)
@@ -91,7 +118,7 @@ def main() -> None:
 
     out = Path(args.out)
     if args.padding:
-        return compare_padding(args.padding, args.steps, out)
+        return compare_padding(args.padding, args.steps, out, args.trainers.split(","))
     shutil.rmtree(out, ignore_errors=True)
     sft_data, pref_data = write_data(out / "data", args.sft_examples, args.dpo_pairs)
     timed("base model ready (cached after the first run)", lambda: materialize_base(None))

@@ -45,6 +45,10 @@ class EngineError(CharterError):
     """An engine could not be created or could not do what was asked."""
 
 
+class GenerationCancelled(EngineError):
+    """A generation given a `cancel` event stopped because the event was set (its client left)."""
+
+
 class StoreError(CharterError):
     """A run folder is unusable for the requested run."""
 

@@ -27,6 +27,7 @@ class CountingEngine:
         self.produced = 0  # pieces the current stream has produced
         self.finished = True  # the current stream's last token has been produced
         self.last_requests: list[GenerationRequest] = []
+        self.generation_cancelled = False  # the last generate() stopped because its client left
 
     @property
     def fingerprint(self) -> str:
@@ -36,10 +37,17 @@ class CountingEngine:
     def calls(self) -> int:
         return self.generate_calls + self.choose_calls + self.stream_calls
 
-    def generate(self, requests):
+    def generate(self, requests, cancel=None):
+        from charter.errors import GenerationCancelled
+
         self.generate_calls += 1
         self.last_requests = list(requests)
-        return self.inner.generate(requests)
+        self.generation_cancelled = False
+        try:
+            return self.inner.generate(requests, cancel=cancel)
+        except GenerationCancelled:
+            self.generation_cancelled = True
+            raise
 
     def stream(self, request):
         self.stream_calls += 1

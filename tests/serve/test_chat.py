@@ -178,3 +178,35 @@ def test_a_client_that_gives_up_on_a_whole_answer_stops_its_generation(deploymen
         time.sleep(0.1)
     assert engine.finished and engine.produced < 200
     assert engine.produced - at_give_up <= 40, (at_give_up, engine.produced)  # checked every 0.25 s
+
+
+def test_a_client_that_gives_up_on_several_samples_stops_their_generation(deployment):
+    """n > 1 is not streamed: the batched generation takes the cancel event and stops between
+    tokens once the client has gone, and the request is audited as dropped."""
+    import time
+
+    import httpx
+
+    engine = deployment.engine
+    body = {"model": "charter", "max_tokens": 400, "n": 2, "temperature": 0.8, "seed": 5,
+            "messages": [{"role": "user", "content": "Write a long story about a lighthouse keeper and the sea."}]}
+    calls = engine.generate_calls
+    try:
+        httpx.post(f"{deployment.url}/chat/completions", json=body, timeout=1.0,
+                   headers={"authorization": f"Bearer {deployment.keys['acme']}"})
+    except httpx.TimeoutException:
+        pass
+    else:
+        pytest.skip("the answers came back within the client's timeout; nothing was left to stop")
+    for _ in range(600):  # bounded: at most a minute
+        if engine.generate_calls > calls and engine.generation_cancelled:
+            break
+        time.sleep(0.1)
+    assert engine.generation_cancelled
+    for _ in range(100):
+        with sqlite3.connect(deployment.audit_path) as db:
+            row = db.execute("SELECT outcome FROM requests ORDER BY rowid DESC LIMIT 1").fetchone()
+        if row == ("dropped",):
+            break
+        time.sleep(0.1)
+    assert row == ("dropped",)

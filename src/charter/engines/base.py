@@ -61,7 +61,10 @@ class Engine(Protocol):
         """Model file hash or model name, plus engine version; recorded in provenance."""
 
     def generate(self, requests: list[GenerationRequest]) -> list[list[Completion]]:
-        """One list of `request.n` completions per request, in request order."""
+        """One list of `request.n` completions per request, in request order.
+
+        In-process engines also take `cancel` (a threading.Event): once it is set, decoding stops
+        between tokens and GenerationCancelled is raised (`supports_cancel` says which do)."""
 
     def choose(self, request: ChoiceRequest) -> dict[str, float]:
         """Probability of each option as the next answer, normalised over the options.
@@ -100,3 +103,13 @@ def supports_prefill(engine: Engine) -> bool:
     server can only if it continues a final assistant message (vLLM with prefill=continue).
     Judges ask for a bare option letter where this is False (data/judging.py, evals/grading.py)."""
     return bool(getattr(engine, "supports_prefill", True))
+
+
+def supports_cancel(engine) -> bool:
+    """Whether `engine.generate` takes a `cancel` event (stops between tokens once it is set)."""
+    import inspect
+
+    try:
+        return "cancel" in inspect.signature(engine.generate).parameters
+    except (TypeError, ValueError):
+        return False

@@ -191,6 +191,14 @@ def check_choice(request: ChoiceRequest) -> None:
         raise EngineError(f"choose() options must be distinct, got {list(request.options)!r}")
 
 
+def stop_if_cancelled(cancel, engine: str) -> None:
+    """Raise GenerationCancelled once `cancel` (a threading.Event, or None) is set."""
+    if cancel is not None and cancel.is_set():
+        from charter.errors import GenerationCancelled
+
+        raise GenerationCancelled(f"engine '{engine}': generation cancelled, its client went away")
+
+
 def check_generation(request: GenerationRequest) -> None:
     if request.n < 1 or request.max_tokens < 1:
         raise EngineError(f"generate() needs n >= 1 and max_tokens >= 1, got n={request.n}, "

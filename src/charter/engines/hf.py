@@ -30,6 +30,7 @@ from charter.engines.common import (
     file_fingerprint,
     normalise_logprobs,
     prompt_segments,
+    stop_if_cancelled,
 )
 from charter.engines.sampling import sample_rows, sequence_rng
 from charter.errors import EngineError
@@ -168,7 +169,8 @@ class HFEngine:
             tokens += self._plain_tokens(text) if is_content else self.tokenize(text)
         return tokens
 
-    def generate(self, requests: list[GenerationRequest]) -> list[list[Completion]]:
+    def generate(self, requests: list[GenerationRequest], cancel=None) -> list[list[Completion]]:
+        """`cancel` (a threading.Event), once set, stops decoding between tokens (GenerationCancelled)."""
         started = time.perf_counter()
         seqs = []  # (request index, sample index, prompt ids)
         for r_index, request in enumerate(requests):
@@ -179,7 +181,7 @@ class HFEngine:
         with self._threads():
             for start in range(0, len(seqs), self.batch_size):
                 chunk = seqs[start:start + self.batch_size]
-                for (r_index, sample, prompt), (tokens, reason) in zip(chunk, self._decode(chunk, requests)):
+                for (r_index, sample, prompt), (tokens, reason) in zip(chunk, self._decode(chunk, requests, cancel)):
                     raw = self.tokenizer.decode(tokens, skip_special_tokens=True)
                     text, hit = cut_at_stop(raw, (*requests[r_index].stop, *self._extra_stop))
                     out[r_index].append(Completion(text, "stop" if hit else reason, len(prompt),
@@ -190,11 +192,11 @@ class HFEngine:
         self.stats.seconds += time.perf_counter() - started
         return out
 
-    def _decode(self, chunk, requests) -> list[tuple[list[int], str]]:
+    def _decode(self, chunk, requests, cancel=None) -> list[tuple[list[int], str]]:
         """Left-padded batched sampling over the KV cache for one chunk of sequences."""
         results: list = []
         for _ in self._decode_steps(chunk, requests, results):
-            pass
+            stop_if_cancelled(cancel, self.name)
         return results
 
     def stream(self, request: GenerationRequest) -> Generator[str, None, Completion]:

@@ -38,6 +38,7 @@ from charter.engines.common import (
     file_fingerprint,
     prompt_segments,
     render_chat_template,
+    stop_if_cancelled,
 )
 from charter.engines.llamacpp_batch import BatchedDecoder, Job
 from charter.engines.llamacpp_build import installed_version, load_backends, require_working_build
@@ -193,7 +194,8 @@ class LlamaCppEngine:
         return tokens
 
     # -- Engine protocol ---------------------------------------------------------------------
-    def generate(self, requests: list[GenerationRequest]) -> list[list[Completion]]:
+    def generate(self, requests: list[GenerationRequest], cancel=None) -> list[list[Completion]]:
+        """`cancel` (a threading.Event), once set, stops decoding between steps (GenerationCancelled)."""
         import time
 
         started = time.perf_counter()
@@ -208,10 +210,13 @@ class LlamaCppEngine:
                                 sequence_rng(request.seed, sample)))
                 owners.append((r_index, sample))
         if self._decoder is not None:
-            results = [(r.tokens, r.finish_reason) for r in self._decoder.run(jobs)]
+            results = [(r.tokens, r.finish_reason) for r in self._decoder.run(jobs, cancel)]
             self.stats.extra.update(self._decoder.stats)
         else:
-            results = [self._generate_one(job, requests[r].seed, s) for job, (r, s) in zip(jobs, owners)]
+            results = []
+            for job, (r, s) in zip(jobs, owners):
+                stop_if_cancelled(cancel, self.name)
+                results.append(self._generate_one(job, requests[r].seed, s))
         out: list[list[Completion]] = [[] for _ in requests]
         for job, (r_index, sample), (tokens, reason) in zip(jobs, owners, results):
             raw = self._llm.detokenize(tokens).decode("utf-8", errors="replace")

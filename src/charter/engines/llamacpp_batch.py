@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from charter.engines.sampling import sample_rows
-from charter.errors import EngineError
+from charter.errors import EngineError, GenerationCancelled
 
 KV_BUDGET_BYTES = 2 << 30  # f16 keys+values of all slots; SmolLM2-135M: 23 KB per token
 
@@ -184,10 +184,12 @@ class BatchedDecoder:
             llama_cpp.llama_free(self._ctx)
             self._ctx = None
 
-    def run(self, jobs: list[Job]) -> list[JobResult]:
+    def run(self, jobs: list[Job], cancel=None) -> list[JobResult]:
+        """Every job's result; with `cancel` (a threading.Event) set, GenerationCancelled between steps."""
         results: list[JobResult | None] = [None] * len(jobs)
         for _ in self.iter_run(jobs, results):
-            pass
+            if cancel is not None and cancel.is_set():
+                raise GenerationCancelled("generation cancelled: the client went away")
         return results  # type: ignore[return-value]
 
     def iter_run(self, jobs: list[Job], results: list) -> Iterator[tuple[int, int]]:

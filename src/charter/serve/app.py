@@ -25,7 +25,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from charter.constitution import Constitution, render_system_prompt, resolve
 from charter.constitution.load import parse_overlay
 from charter.engines.base import Engine, GenerationRequest
-from charter.errors import CharterError, ConstitutionError, LayerError
+from charter.errors import CharterError, ConstitutionError, GenerationCancelled, LayerError
 from charter.serve import chat
 from charter.serve.audit import AuditEntry, AuditLog
 from charter.serve.auth import KeyRing
@@ -185,14 +185,20 @@ class Server:
         return await self._answer(state, request, messages, entry, charter, http)
 
     async def _generate(self, request: GenerationRequest, http: Request | None) -> list | None:
-        """The completions; None when the client left first. A one-sample request on an engine that
-        streams is generated through its stream, so that a client gone away (checked every quarter
-        second) stops it between tokens instead of after the whole answer."""
-        if http is None or not self.slot.streams or request.n != 1:
+        """The completions; None when the client left first (checked every quarter second). A
+        one-sample request on an engine that streams is generated through its stream, and any other
+        on an engine whose generate() takes a cancel event with one, so that a client gone away stops
+        the generation between tokens instead of after the whole answer."""
+        if http is None or not (self.slot.cancels or self.slot.streams and request.n == 1):
             return await to_thread.run_sync(self.slot.generate, [request])
         cancel = threading.Event()
 
         def run() -> list | None:
+            if request.n != 1 or not self.slot.streams:
+                try:
+                    return self.slot.generate([request], cancel)
+                except GenerationCancelled:
+                    return None
             finished: list = []
             for _ in self.slot.stream(request, cancel, finished):
                 pass

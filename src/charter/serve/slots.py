@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 
-from charter.engines.base import ChoiceRequest, Completion, Engine, GenerationRequest
+from charter.engines.base import ChoiceRequest, Completion, Engine, GenerationRequest, supports_cancel
 
 
 class EngineSlot:
@@ -22,9 +22,19 @@ class EngineSlot:
     def name(self) -> str:
         return self.engine.name
 
-    def generate(self, requests: list[GenerationRequest]) -> list[list[Completion]]:
+    def generate(self, requests: list[GenerationRequest],
+                 cancel: threading.Event | None = None) -> list[list[Completion]]:
+        """The engine's completions under this slot's lock; an engine that takes `cancel` stops
+        between tokens once it is set (GenerationCancelled), others finish."""
         with self.lock:
+            if cancel is not None and self.cancels:
+                return self.engine.generate(requests, cancel=cancel)
             return self.engine.generate(requests)
+
+    @property
+    def cancels(self) -> bool:
+        """Whether the engine's generate() stops when its `cancel` event is set."""
+        return supports_cancel(self.engine)
 
     def choose(self, request: ChoiceRequest) -> dict[str, float]:
         with self.lock:

@@ -166,7 +166,7 @@ def causal_lm_trainer_inputs(base: str | Path, settings, parents: list[Path] = (
     if settings.padding_free:
         from charter.train.unpadded import enable_unpadded_forward
 
-        enable_unpadded_forward(model)
+        enable_unpadded_forward(model, share_prefixes=settings.share_prefixes)
     return {"model": model, "processing_class": load_tokenizer(folder), "peft_config": settings.lora.peft_config()}
 
 

@@ -55,8 +55,10 @@ class TrainSettings:
     save_steps: int = 25  # checkpoint every N steps so a killed run resumes there
     precision: str = "fp32"  # "fp32" on CPU; "bf16" on recent GPUs
     gradient_checkpointing: bool = False  # saves memory on GPUs, costs ~20% time; off on CPU
-    padding_free: bool = False  # run each padded batch as one packed row (train/unpadded.py): the
-    # same computation without the padding tokens. Off by default: for SFT it measured no faster
+    padding_free: bool = True  # run each padded batch as one packed row (train/unpadded.py): the same
+    # computation without the padding tokens (4 steps of the default run: SFT 1.21x, DPO 1.54x faster)
+    share_prefixes: bool = True  # with padding_free: a prefix several rows share (a DPO pair's prompt, the
+    # chat header) is computed once; off, each row draws its own LoRA dropout there, as padded training does
     lora: LoraSettings = field(default_factory=LoraSettings)
 
     def __post_init__(self):
@@ -167,7 +169,6 @@ class DpoSettings(TrainSettings):
     """Direct preference optimisation on soft-labelled pairs (see docs/training.md)."""
 
     learning_rate: float = 5e-5
-    padding_free: bool = True  # default DPO batches are one third padding: 1.24x faster (docs/training.md)
     beta: float = 0.1  # strength of the pull towards the reference model
     min_margin: float = 0.1  # drop pairs whose preference p is within this of 0.5 (coin flips)
     soft_labels: str = "robust"  # "robust": rDPO with label noise = mean(1 - p); "hard": plain DPO

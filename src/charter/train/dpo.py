@@ -7,6 +7,9 @@ rate of robust DPO (rDPO, TRL's `loss_type="robust"`), which de-biases the loss 
 
 Continuing from an SFT adapter merges it into the base first; that merged model is both the
 starting policy and the frozen reference (the new adapter, disabled, gives the reference).
+
+The LM head computes logits only where TRL reads them, at the positions that predict a completion
+token (train/completion_logits.py): the trainer below sets those positions around each loss.
 """
 
 from __future__ import annotations
@@ -30,14 +33,34 @@ def train_dpo(settings: DpoSettings, pref_files: list[str | Path], out_dir: str 
     record = make_record("dpo", settings, base, data, parents)
 
     def build_trainer(checkpoint_dir: Path):
-        from trl import DPOConfig, DPOTrainer
+        from trl import DPOConfig
 
         from charter.train.base_model import causal_lm_trainer_inputs
+        from charter.train.completion_logits import enable_completion_logits
 
         args = DPOConfig(**settings.trainer_arguments(str(checkpoint_dir)), beta=settings.beta, **dpo_loss(noise))
-        return DPOTrainer(args=args, train_dataset=to_dataset(rows), **causal_lm_trainer_inputs(base, settings, parents))
+        inputs = causal_lm_trainer_inputs(base, settings, parents)
+        enable_completion_logits(inputs["model"])
+        return completion_logits_trainer()(args=args, train_dataset=to_dataset(rows), **inputs)
 
     return run_stage(Path(out_dir), record, build_trainer, progress, callbacks)
+
+
+def completion_logits_trainer():
+    """TRL's DPOTrainer, its loss computed with the head and the log-softmax limited to completion
+    positions (train/completion_logits.py)."""
+    import trl.trainer.dpo_trainer as trl_dpo
+
+    from charter.train.completion_logits import completion_logits_for, masked_rows_in
+
+    class CompletionLogitsDPOTrainer(trl_dpo.DPOTrainer):
+        def compute_loss(self, model, inputs, *args, **kwargs):
+            if "completion_mask" not in inputs:
+                return super().compute_loss(model, inputs, *args, **kwargs)
+            with completion_logits_for(inputs["completion_mask"]), masked_rows_in(trl_dpo):
+                return super().compute_loss(model, inputs, *args, **kwargs)
+
+    return CompletionLogitsDPOTrainer
 
 
 def dpo_loss(noise: float) -> dict:
