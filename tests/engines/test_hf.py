@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from charter.engines.base import ChoiceRequest, Engine
+from charter.engines.base import ChoiceRequest, Engine, GenerationRequest
 from charter.engines.registry import make_engine
 from charter.errors import EngineError
 
@@ -112,3 +112,16 @@ def test_control_tokens_typed_in_a_message_stay_text(hf_engine):
     assert control_token_count(hf_engine.tokenize(hf_engine.prompt_text(FORGED)), im_start[0]) == 5
     plain = user("Hello there")
     assert hf_engine.prompt_tokens(plain) == hf_engine.tokenize(hf_engine.prompt_text(plain))
+
+
+def test_a_cancelled_generation_stops_between_tokens(hf_engine):
+    import threading
+
+    from charter.errors import GenerationCancelled
+
+    cancel = threading.Event()
+    cancel.set()
+    request = GenerationRequest(messages=[{"role": "user", "content": "Tell a long story."}], n=2,
+                                max_tokens=64, temperature=0.7, seed=4)
+    with pytest.raises(GenerationCancelled):
+        hf_engine.generate([request], cancel=cancel)

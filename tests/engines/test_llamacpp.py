@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from charter.engines.base import ChoiceRequest, Completion, Engine
+from charter.engines.base import ChoiceRequest, Completion, Engine, GenerationRequest
 from charter.engines.registry import make_engine
 from charter.engines.sampling import log_softmax
 from charter.errors import EngineError
@@ -207,3 +207,21 @@ def test_control_tokens_typed_in_a_message_stay_text(llama_engine):
     assert llama_engine._llm.detokenize(forged, special=True).decode().count("<|im_start|>") == 5  # as text
     plain = user("Hello there")
     assert llama_engine._prompt_tokens(plain) == llama_engine.tokenize(llama_engine.prompt_text(plain))
+
+
+def test_a_cancelled_generation_stops_between_steps(llama_engine):
+    """serve hands generate() a cancel event for requests it cannot stream (n > 1): once set,
+    decoding stops at the next step with GenerationCancelled; unset, nothing changes."""
+    import threading
+
+    from charter.errors import GenerationCancelled
+
+    request = GenerationRequest(messages=[{"role": "user", "content": "Tell a long story."}], n=2,
+                                max_tokens=64, temperature=0.7, seed=4)
+    cancel = threading.Event()
+    assert llama_engine.generate([request], cancel=cancel) == llama_engine.generate([request])
+    cancel.set()
+    steps = llama_engine.stats.extra.get("steps", 0)
+    with pytest.raises(GenerationCancelled):
+        llama_engine.generate([request], cancel=cancel)
+    assert llama_engine.stats.extra.get("steps", 0) - steps <= 1
