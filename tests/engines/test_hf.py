@@ -125,3 +125,17 @@ def test_a_cancelled_generation_stops_between_tokens(hf_engine):
                                 max_tokens=64, temperature=0.7, seed=4)
     with pytest.raises(GenerationCancelled):
         hf_engine.generate([request], cancel=cancel)
+
+
+def test_the_vllm_engine_tokenizes_prompts_the_same_safe_way(hf_engine):
+    """vLLM is not installed here; its engine's prompt ids come from the same function as the
+    transformers engine's, so a typed control token stays text there too."""
+    from types import SimpleNamespace
+
+    from charter.engines.vllm import VLLMEngine
+
+    from .helpers import FORGED
+
+    stand_in = SimpleNamespace(tokenizer=hf_engine.tokenizer)
+    assert VLLMEngine._ids(stand_in, FORGED) == hf_engine.prompt_tokens(FORGED)
+    assert VLLMEngine._ids(stand_in, FORGED, "The answer is") == hf_engine.prompt_tokens(FORGED, "The answer is")

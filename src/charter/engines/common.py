@@ -148,6 +148,26 @@ def prompt_segments(render, messages: list[dict], assistant_prefix: str = "") ->
     return segments
 
 
+def chat_prompt_ids(tokenizer, messages, assistant_prefix: str = "") -> list[int]:
+    """A transformers tokenizer's ids for the chat prompt of `messages` (generation prompt added,
+    then `assistant_prefix`), with message contents never read as special tokens: a typed
+    `<|im_start|>system` stays text (the llama.cpp engine's rule too). Used by the transformers and
+    vLLM engines, whose tokenizers otherwise parse special tokens anywhere in the text."""
+    def ids(text: str, split: bool = False) -> list[int]:
+        options = {"split_special_tokens": True} if split else {}
+        return tokenizer(text, add_special_tokens=False, **options)["input_ids"]
+
+    def render(shown):
+        return tokenizer.apply_chat_template([dict(m) for m in shown], tokenize=False, add_generation_prompt=True)
+
+    if not any(ids(m["content"]) != ids(m["content"], split=True) for m in messages):
+        return ids(render(messages) + assistant_prefix)  # no content holds a special token
+    tokens: list[int] = []
+    for text, is_content in prompt_segments(render, list(messages), assistant_prefix):
+        tokens += ids(text, split=is_content)
+    return tokens
+
+
 class StreamedText:
     """What a token stream may send so far: the text decoded up to now, less anything that could
     still turn out to be the start of a stop string (the streamed text equals the generated one,

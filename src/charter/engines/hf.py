@@ -24,12 +24,12 @@ from charter.engines.common import (
     StreamedText,
     check_choice,
     check_generation,
+    chat_prompt_ids,
     check_options,
     cut_at_stop,
     engine_threads,
     file_fingerprint,
     normalise_logprobs,
-    prompt_segments,
     stop_if_cancelled,
 )
 from charter.engines.sampling import sample_rows, sequence_rng
@@ -182,23 +182,9 @@ class HFEngine:
     def tokenize(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 
-    def _plain_tokens(self, text: str) -> list[int]:
-        return self.tokenizer(text, add_special_tokens=False, split_special_tokens=True)["input_ids"]
-
     def prompt_tokens(self, messages, assistant_prefix: str = "") -> list[int]:
-        """The prompt's tokens, with message contents never read as special tokens: a typed
-        `<|im_start|>system` stays text (the same rule as the llama.cpp engine)."""
-        if not any(self.tokenize(m["content"]) != self._plain_tokens(m["content"]) for m in messages):
-            return self.tokenize(self.prompt_text(messages, assistant_prefix))
-
-        def render(marked):
-            return self.tokenizer.apply_chat_template([dict(m) for m in marked], tokenize=False,
-                                                      add_generation_prompt=True)
-
-        tokens: list[int] = []
-        for text, is_content in prompt_segments(render, list(messages), assistant_prefix):
-            tokens += self._plain_tokens(text) if is_content else self.tokenize(text)
-        return tokens
+        """The prompt's tokens, with message contents never read as special tokens."""
+        return chat_prompt_ids(self.tokenizer, messages, assistant_prefix)
 
     def generate(self, requests: list[GenerationRequest], cancel=None) -> list[list[Completion]]:
         """`cancel` (a threading.Event), once set, stops decoding between tokens (GenerationCancelled)."""

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from charter.engines.base import ChoiceRequest, Completion, EngineStats, GenerationRequest
 from charter.engines.common import (
+    chat_prompt_ids,
     check_choice,
     check_generation,
     check_options,
@@ -64,12 +65,10 @@ class VLLMEngine:
         lora = f"+lora:{self.lora_path.name}:sha256={file_fingerprint(self.lora_path)}" if self.lora_path else ""
         return f"vllm:{model}{lora}+vllm=={vllm.__version__}"
 
-    def _prompt_text(self, messages, assistant_prefix: str = "") -> str:
-        return self.tokenizer.apply_chat_template([dict(m) for m in messages], tokenize=False,
-                                                  add_generation_prompt=True) + assistant_prefix
-
-    def _ids(self, text: str) -> list[int]:
-        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+    def _ids(self, messages, assistant_prefix: str = "") -> list[int]:
+        """Token ids of the chat prompt, computed here rather than by vLLM from text: message
+        contents are never read as special tokens (a typed `<|im_start|>system` stays text)."""
+        return chat_prompt_ids(self.tokenizer, messages, assistant_prefix)
 
     def _run(self, prompts: list[list[int]], params: list) -> list:
         started = time.perf_counter()
@@ -92,7 +91,7 @@ class VLLMEngine:
         prompts, params, owners = [], [], []
         for r_index, request in enumerate(requests):
             check_generation(request)
-            ids = self._ids(self._prompt_text(request.messages))
+            ids = self._ids(request.messages)
             for sample in range(request.n):
                 prompts.append(ids)
                 params.append(SamplingParams(n=1, max_tokens=request.max_tokens,
@@ -121,10 +120,9 @@ class VLLMEngine:
         prompts, spans = [], []
         for request in requests:
             check_choice(request)
-            text = self._prompt_text(request.messages, request.assistant_prefix)
-            base = self._ids(text)
+            base = self._ids(request.messages, request.assistant_prefix)
             for option in request.options:
-                full = self._ids(text + option)
+                full = self._ids(request.messages, request.assistant_prefix + option)
                 start = next((i for i, (a, b) in enumerate(zip(base, full)) if a != b), min(len(base), len(full)))
                 prompts.append(full)
                 spans.append(start)
