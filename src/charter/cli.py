@@ -26,9 +26,9 @@ err_console = Console(stderr=True)
 
 
 def _register() -> None:
-    from charter.commands import constitution, data, doctor, engines, evals, run, serve, train
+    from charter.commands import constitution, data, doctor, engines, evals, run, serve, train, view
 
-    for module in (constitution, engines, doctor, data, train, evals, serve, run):
+    for module in (constitution, engines, doctor, data, train, evals, serve, run, view):
         module.register(app)
 
 

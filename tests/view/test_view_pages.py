@@ -1,0 +1,104 @@
+"""`charter view` without a browser, on synthetic stores: paging and filters by SQL, escaping,
+files only from inside the run folder, nothing written to it, and the static export."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from charter.view.app import ViewApp
+from charter.view.runs import PAGE_SIZE, RecordQuery, RunCatalog
+
+from .conftest import make_store
+
+SCRIPT = '<script>document.title="owned"</script><img src=x onerror=alert(1)>'
+
+
+@pytest.fixture
+def store(tmp_path):
+    return make_store(tmp_path / "run", 240, texts=[SCRIPT])
+
+
+def get(app, url):
+    parts = urlsplit(url)
+    return app.handle(parts.path, parse_qs(parts.query))
+
+
+def test_records_page_by_page_with_filters_and_search(store):
+    catalog = RunCatalog([store])
+    run = catalog.runs[0]
+    rows, total = catalog.records(run, RecordQuery())
+    assert total == 240 and len(rows) == PAGE_SIZE
+    last_page, _ = catalog.records(run, RecordQuery(page=5))
+    assert len(last_page) == 240 - 4 * PAGE_SIZE
+    assert catalog.records(run, RecordQuery(stage="critique"))[1] == 80
+    assert catalog.records(run, RecordQuery(clause="honesty"))[1] == 60
+    assert catalog.records(run, RecordQuery(fields=(("side", "chosen"),)))[1] == 120
+    found, total = catalog.records(run, RecordQuery(search="topic 16"))
+    assert total > 0 and all("16" in (r["data"]["text"] + r["data"]["prompt"]) for r in found)
+    assert catalog.records(run, RecordQuery(search='" OR 1=1 -- NEAR(')) == ([], 0)  # no FTS syntax gets through
+    body = get(ViewApp(catalog), "/run/0/records?stage=critique&page=2").body.decode()
+    assert "80 records, 51–80 shown" in body and 'rel="prev"' in body and 'rel="next"' not in body
+
+
+def test_record_text_is_escaped_everywhere(store):
+    app = ViewApp(RunCatalog([store]))
+    for url in ("/run/0/records", "/run/0/record/k0000000", "/run/0/records?q=owned"):
+        body = get(app, url).body.decode()
+        assert "<script>" not in body and "<img src=x" not in body, url
+    assert "&lt;script&gt;" in get(app, "/run/0/record/k0000000").body.decode()
+
+
+@pytest.mark.parametrize("path", ["../manifest.json", "../../etc/passwd", "%2e%2e/%2e%2e/etc/passwd",
+                                  "/etc/passwd", "link/passwd", "outside"])
+def test_only_files_inside_the_run_folder_are_served(store, path):
+    (store / "link").symlink_to("/etc", target_is_directory=True)
+    (store / "outside").symlink_to("/etc/hostname")
+    (store / "notes.txt").write_text("inside")
+    app = ViewApp(RunCatalog([store]))
+    assert get(app, "/run/0/file/notes.txt").body == b"inside"
+    assert get(app, f"/run/0/file/{path}").status == 404
+
+
+def test_viewing_never_writes_to_the_run_folder(store):
+    before = {p.name: p.stat().st_mtime_ns for p in store.iterdir()}
+    app = ViewApp(RunCatalog([store]))
+    for url in ("/", "/run/0", "/run/0/records?q=topic", "/run/0/evals", "/run/0/datasets", "/run/0/training"):
+        assert get(app, url).status == 200, url
+    assert {p.name: p.stat().st_mtime_ns for p in store.iterdir()} == before
+    with pytest.raises(sqlite3.OperationalError):  # the attached store is read-only
+        app.catalog.db.execute("DELETE FROM run0.records")
+
+
+def test_a_folder_nobody_may_write_opens_immutable(store, monkeypatch):
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode: False if mode == os.W_OK else real_access(path, mode))
+    catalog = RunCatalog([store])
+    assert catalog.records(catalog.runs[0], RecordQuery())[1] == 240
+    assert not (store / "records.sqlite-shm").exists()
+
+
+def test_bad_folders_are_one_line_errors(tmp_path):
+    from charter.errors import CharterError
+
+    with pytest.raises(CharterError, match="no records.sqlite"):
+        RunCatalog([tmp_path])
+    (tmp_path / "records.sqlite").write_bytes(b"not a database at all" * 100)
+    with pytest.raises(CharterError, match="not a readable run store"):
+        RunCatalog([tmp_path])
+
+
+def test_static_export_links_every_page_to_its_file(store, tmp_path):
+    import re
+
+    from charter.view.export import export_site
+
+    pages = export_site(ViewApp(RunCatalog([store])), tmp_path / "site")
+    site = tmp_path / "site"
+    assert pages > 240 and (site / "index.html").is_file()  # every record page, paged lists, the rest
+    for page in site.glob("*.html"):
+        for link in re.findall(r'href="([^"#]+)', page.read_text()):
+            assert (site / link).is_file(), (page.name, link)
