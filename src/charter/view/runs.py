@@ -32,6 +32,8 @@ class RunFolder:
     manifest: dict
     schema: str  # the attached database's name in the shared connection
     filter_values: dict[str, list[str]] = field(default_factory=dict)
+    stages: list[tuple[str, str, int]] = field(default_factory=list)  # (stage, kind, records) at open
+    clauses: dict[str, int] = field(default_factory=dict)  # clause id: records, at open
 
     @property
     def name(self) -> str:
@@ -105,6 +107,11 @@ class RunCatalog:
         except sqlite3.DatabaseError as exc:
             raise CharterError(f"{store}: not a readable run store ({exc})") from None
         run = RunFolder(index, folder, manifest, schema)
+        # Counted once at open (a whole-table pass each): every page shows them.
+        run.stages = self.db.execute(f"SELECT stage, kind, count(*) FROM {schema}.records "
+                                     f"GROUP BY stage, kind ORDER BY stage, kind").fetchall()
+        run.clauses = dict(self.db.execute(f"SELECT j.value, count(*) FROM {schema}.records, "
+                                           f"json_each(records.clause_ids) AS j GROUP BY j.value").fetchall())
         for name in FILTER_FIELDS:
             values = self.db.execute(
                 f"SELECT DISTINCT json_extract(data, '$.{name}') AS v FROM {schema}.records "
@@ -129,15 +136,11 @@ class RunCatalog:
     # -- records ---------------------------------------------------------------------------
 
     def stage_counts(self, run: RunFolder) -> list[tuple[str, str, int]]:
-        with self.lock:
-            return self.db.execute(f"SELECT stage, kind, count(*) FROM {run.schema}.records "
-                                   f"GROUP BY stage, kind ORDER BY stage, kind").fetchall()
+        """(stage, kind, records) as counted when the viewer opened the run."""
+        return run.stages
 
     def clause_counts(self, run: RunFolder) -> dict[str, int]:
-        with self.lock:
-            rows = self.db.execute(f"SELECT j.value, count(*) FROM {run.schema}.records, "
-                                   f"json_each(records.clause_ids) AS j GROUP BY j.value").fetchall()
-        return dict(rows)
+        return run.clauses
 
     def records(self, run: RunFolder, query: RecordQuery) -> tuple[list[dict], int]:
         """One page of records (newest work last, in the order they were written) and the total."""
