@@ -32,7 +32,7 @@ def make_store(folder: Path, records: int, texts=None) -> Path:
         text = texts[i] if texts and i < len(texts) else f"answer number {i} about topic {i % 17}"
         stage = ("distill", "critique", "eval:harmful")[i % 3]
         data = {"prompt": f"prompt {i}: how do I deal with topic {i % 17}?", "text": text,
-                "prompt_id": f"set/p-{i // 2}", "side": "chosen" if i % 2 else "rejected",
+                "prompt_id": f"set/p-{i // 2}#0", "side": "chosen" if i % 2 else "rejected",
                 "label_source": "constructed-refusal" if i % 5 == 0 else "contrastive:teacher"}
         batch.append(Record(f"k{i:07d}", "pair_sample", stage, f"{stage}/{i:08d}",
                             ("harmlessness",) if i % 4 else ("honesty", "helpfulness"), data))

@@ -102,3 +102,18 @@ def test_static_export_links_every_page_to_its_file(store, tmp_path):
     for page in site.glob("*.html"):
         for link in re.findall(r'href="([^"#]+)', page.read_text()):
             assert (site / link).is_file(), (page.name, link)
+
+
+def test_records_filter_by_the_kind_of_prompt_they_answer(store):
+    import json
+
+    with open(store / "prompts.jsonl", "w") as out:
+        for i in range(120):
+            out.write(json.dumps({"uid": f"set/p-{i}", "prompt": "...", "source": "hard_line" if i < 10 else "red_team"})
+                      + "\n")
+    catalog = RunCatalog([store])
+    run = catalog.runs[0]
+    assert run.filter_values["prompt_kind"] == ["hard_line", "red_team"]
+    assert catalog.records(run, RecordQuery(fields=(("prompt_kind", "hard_line"),)))[1] == 20  # two per prompt
+    body = get(ViewApp(catalog), "/run/0/records?prompt_kind=hard_line").body.decode()
+    assert "20 records" in body

@@ -111,7 +111,7 @@ class ViewApp:
                           created=_when(created))
 
     def _records(self, run: RunFolder, args: dict[str, str]) -> Page:
-        fields = tuple((name, args[name]) for name in FILTER_FIELDS if args.get(name))
+        fields = tuple((name, args[name]) for name in (*FILTER_FIELDS, "prompt_kind") if args.get(name))
         query = RecordQuery(stage=args.get("stage") or None, kind=args.get("kind") or None,
                             clause=args.get("clause") or None, search=args.get("q") or None, fields=fields,
                             page=max(int(args.get("page", "1")), 1))

@@ -19,8 +19,18 @@ from urllib.parse import quote
 from charter.errors import CharterError
 
 PAGE_SIZE = 50
-# Fields of a record's data that the records page filters on, when a run has them.
-FILTER_FIELDS = ("example_kind", "label_source", "side", "suite", "finish_reason", "group")
+# What the records page filters on, when a run's records carry it: name -> JSON path in a record's data.
+FILTER_PATHS = {
+    "example_kind": "$.example_kind",  # canonical / edge / look-alike / cannot-apply / borderline / red-team
+    "label_source": "$.label_source",  # judged, constructed, rule check, ...
+    "side": "$.side",
+    "suite": "$.suite",
+    "refusal_class": "$.labels.rules",  # the rule classifier's verdict on an eval answer
+    "abstained": "$.abstained",  # a judge that gave no verdict
+    "finish_reason": "$.finish_reason",
+    "group": "$.group",
+}
+FILTER_FIELDS = tuple(FILTER_PATHS)
 # Fields whose text the full-text search reads.
 TEXT_FIELDS = ("prompt", "text", "answer", "raw", "critique", "revision", "chosen", "rejected")
 
@@ -56,7 +66,7 @@ class RecordQuery:
     kind: str | None = None
     clause: str | None = None
     search: str | None = None
-    fields: tuple[tuple[str, str], ...] = ()  # (data field, value), each in FILTER_FIELDS
+    fields: tuple[tuple[str, str], ...] = ()  # (name, value): FILTER_PATHS names and "prompt_kind"
     page: int = 1
 
     def link(self, run: int, **changes) -> str:
@@ -112,13 +122,36 @@ class RunCatalog:
                                      f"GROUP BY stage, kind ORDER BY stage, kind").fetchall()
         run.clauses = dict(self.db.execute(f"SELECT j.value, count(*) FROM {schema}.records, "
                                            f"json_each(records.clause_ids) AS j GROUP BY j.value").fetchall())
-        for name in FILTER_FIELDS:
+        for name, path in FILTER_PATHS.items():
             values = self.db.execute(
-                f"SELECT DISTINCT json_extract(data, '$.{name}') AS v FROM {schema}.records "
+                f"SELECT DISTINCT CAST(json_extract(data, '{path}') AS TEXT) AS v FROM {schema}.records "
                 f"WHERE v IS NOT NULL ORDER BY v LIMIT 200").fetchall()
             if values:
                 run.filter_values[name] = [str(v) for (v,) in values]
+        self._load_prompt_kinds(run)
         return run
+
+    def _load_prompt_kinds(self, run: RunFolder) -> None:
+        """The kind of each prompt (its `kind`, else its `source`: red_team, hard_line, ...) from the
+        run's prompts.jsonl, so records filter by the kind of prompt they answer."""
+        self.db.execute("CREATE TABLE IF NOT EXISTS prompt_kinds (run INTEGER, uid TEXT, kind TEXT)")
+        path = run.folder / "prompts.jsonl"
+        if not path.is_file():
+            return
+        rows = []
+        with open(path, encoding="utf-8") as lines:
+            for line in lines:
+                try:
+                    prompt = json.loads(line)
+                except ValueError:
+                    continue
+                kind = prompt.get("kind") or prompt.get("source")
+                if isinstance(prompt, dict) and prompt.get("uid") and kind:
+                    rows.append((run.index, str(prompt["uid"]), str(kind)))
+        self.db.executemany("INSERT INTO prompt_kinds VALUES (?, ?, ?)", rows)
+        kinds = sorted({kind for _, _, kind in rows})
+        if kinds:
+            run.filter_values["prompt_kind"] = kinds
 
     def _build_search(self) -> None:
         """One FTS5 table over every run's record texts, built in memory at start-up."""
@@ -165,8 +198,14 @@ class RunCatalog:
             clauses.append("EXISTS (SELECT 1 FROM json_each(records.clause_ids) WHERE value = ?)")
             args.append(query.clause)
         for name, value in query.fields:
-            if name in FILTER_FIELDS:
-                clauses.append(f"CAST(json_extract(data, '$.{name}') AS TEXT) = ?")
+            if name == "prompt_kind":
+                # prompt_id is the prompt's uid, '#' and the sample number
+                clauses.append("substr(json_extract(data, '$.prompt_id'), 1, "
+                               "instr(json_extract(data, '$.prompt_id') || '#', '#') - 1) "
+                               "IN (SELECT uid FROM prompt_kinds WHERE run = ? AND kind = ?)")
+                args += [run.index, value]
+            elif name in FILTER_PATHS:
+                clauses.append(f"CAST(json_extract(data, '{FILTER_PATHS[name]}') AS TEXT) = ?")
                 args.append(value)
         if query.search:
             clauses.append("key IN (SELECT key FROM search WHERE run = ? AND search MATCH ?)")
