@@ -67,9 +67,7 @@ def compare_padding(run: Path, steps: int, out: Path, kinds: list[str]) -> None:
 
     from trl import DPOTrainer
 
-    import charter.train.completion_logits as completion_logits
-    import charter.train.dpo as dpo
-    from charter.train import DpoSettings, SftSettings, train_dpo, train_sft
+    from charter.train import DpoSettings, SftSettings, completion_logits, dpo, train_dpo, train_sft
 
     trainers = {
         "sft": lambda packing, dest: train_sft(SftSettings(max_steps=steps, learning_rate=1e-3, **packing),

@@ -156,26 +156,15 @@ def test_a_dropped_stream_stops_generating_and_is_audited_as_dropped(deployment)
 def test_a_client_that_gives_up_on_a_whole_answer_stops_its_generation(deployment):
     """Non-streamed too: the server generates through the engine's stream and checks for the
     client every quarter second, so a client that times out stops the work for it."""
-    import time
 
-    import httpx
 
     engine = deployment.engine
     body = {"model": "charter", "max_tokens": 200, "temperature": 0.0, "seed": 2,
             "messages": [{"role": "user", "content": "Write a long story about a lighthouse keeper and the sea."}]}
     calls = engine.stream_calls
-    try:
-        httpx.post(f"{deployment.url}/chat/completions", json=body, timeout=1.5,
-                   headers={"authorization": f"Bearer {deployment.keys['acme']}"})
-    except httpx.TimeoutException:
-        pass
-    else:
-        pytest.skip("the answer came back within the client's timeout; nothing was left to stop")
+    _give_up_waiting(deployment, body, timeout=1.5)
     at_give_up = engine.produced
-    for _ in range(600):  # bounded: at most a minute
-        if engine.stream_calls > calls and engine.finished:
-            break
-        time.sleep(0.1)
+    _wait_for(lambda: engine.stream_calls > calls and engine.finished)
     assert engine.finished and engine.produced < 200
     assert engine.produced - at_give_up <= 40, (at_give_up, engine.produced)  # checked every 0.25 s
 
@@ -185,23 +174,13 @@ def test_a_client_that_gives_up_on_several_samples_stops_their_generation(deploy
     tokens once the client has gone, and the request is audited as dropped."""
     import time
 
-    import httpx
 
     engine = deployment.engine
     body = {"model": "charter", "max_tokens": 400, "n": 2, "temperature": 0.8, "seed": 5,
             "messages": [{"role": "user", "content": "Write a long story about a lighthouse keeper and the sea."}]}
     calls = engine.generate_calls
-    try:
-        httpx.post(f"{deployment.url}/chat/completions", json=body, timeout=1.0,
-                   headers={"authorization": f"Bearer {deployment.keys['acme']}"})
-    except httpx.TimeoutException:
-        pass
-    else:
-        pytest.skip("the answers came back within the client's timeout; nothing was left to stop")
-    for _ in range(600):  # bounded: at most a minute
-        if engine.generate_calls > calls and engine.generation_cancelled:
-            break
-        time.sleep(0.1)
+    _give_up_waiting(deployment, body, timeout=1.0)
+    _wait_for(lambda: engine.generate_calls > calls and engine.generation_cancelled)
     assert engine.generation_cancelled
     for _ in range(100):
         with sqlite3.connect(deployment.audit_path) as db:
@@ -210,3 +189,25 @@ def test_a_client_that_gives_up_on_several_samples_stops_their_generation(deploy
             break
         time.sleep(0.1)
     assert row == ("dropped",)
+
+
+def _give_up_waiting(deployment, body: dict, timeout: float) -> None:
+    """Ask for a whole answer and hang up after `timeout` seconds (skips if it came back first)."""
+    import httpx
+
+    try:
+        httpx.post(f"{deployment.url}/chat/completions", json=body, timeout=timeout,
+                   headers={"authorization": f"Bearer {deployment.keys['acme']}"})
+    except httpx.TimeoutException:
+        return
+    pytest.skip("the answer came back within the client's timeout; nothing was left to stop")
+
+
+def _wait_for(condition, seconds: float = 60.0) -> None:
+    """Poll `condition` every 0.1 s for at most `seconds` (bounded: the assertions follow)."""
+    import time
+
+    for _ in range(int(seconds * 10)):
+        if condition():
+            return
+        time.sleep(0.1)

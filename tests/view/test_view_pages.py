@@ -108,9 +108,8 @@ def test_records_filter_by_the_kind_of_prompt_they_answer(store):
     import json
 
     with open(store / "prompts.jsonl", "w") as out:
-        for i in range(120):
-            out.write(json.dumps({"uid": f"set/p-{i}", "prompt": "...", "source": "hard_line" if i < 10 else "red_team"})
-                      + "\n")
+        out.writelines(json.dumps({"uid": f"set/p-{i}", "prompt": "...", "source": "hard_line" if i < 10 else "red_team"})
+                      + "\n" for i in range(120))
     catalog = RunCatalog([store])
     run = catalog.runs[0]
     assert run.filter_values["prompt_kind"] == ["hard_line", "red_team"]

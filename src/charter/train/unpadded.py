@@ -41,7 +41,7 @@ def enable_unpadded_forward(model, share_prefixes: bool = True) -> bool:
         return False
     register()
     if getattr(decoder.forward, WRAPPED, False):
-        decoder.forward = getattr(decoder.forward, "__wrapped__")
+        decoder.forward = decoder.forward.__wrapped__
     decoder.forward = _unpadded(decoder.forward, decoder.config, share_prefixes)
     return True
 

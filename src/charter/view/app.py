@@ -302,7 +302,7 @@ def _scores(scores) -> str:
 
 def make_server(app: ViewApp, host: str = "127.0.0.1", port: int = 0) -> ThreadingHTTPServer:
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802 - http.server's name
+        def do_GET(self):
             parts = urlsplit(self.path)
             page = app.handle(parts.path, parse_qs(parts.query))
             self.send_response(page.status)
