@@ -85,10 +85,11 @@ def test_from_an_eval_finding_to_its_prompt_and_the_other_model(viewer, page, tm
 def test_a_pair_shows_its_other_side_and_datasets_link_to_records(viewer, two_runs, page, tmp_path):
     url, _ = viewer
     page.goto(url + "/run/0/records?stage=distill&side=rejected")
-    page.locator("table a").first.click()
+    page.locator("table a").first.click()  # the model's own answer, the rejected side
     assert "rejected" in page.inner_text("main")
-    sides = page.inner_text("h2:has-text('Same prompt') + table")
-    assert "chosen" in sides
+    page.locator("h2:has-text('Same prompt') + table tr:has-text('pref') a").first.click()
+    headings = page.locator("h2").all_inner_texts()  # the preference pair built from it
+    assert {"Prompt", "chosen", "rejected", "label_source"} <= set(headings)
     shot(page, tmp_path, "pair")
     page.goto(url + "/run/0/datasets")
     rows = json.loads((two_runs[0] / "manifest.json").read_text())["done"]["pipeline:datasets"]["dpo"]

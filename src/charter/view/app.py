@@ -136,7 +136,8 @@ class ViewApp:
         datasets = []
         for path in sorted((run.folder / "datasets").glob("*.parquet")):
             meta = pq.ParquetFile(path).metadata
-            datasets.append({"name": path.stem, "rows": meta.num_rows, "columns": meta.schema.names})
+            datasets.append({"name": path.stem, "rows": meta.num_rows,
+                             "columns": pq.ParquetFile(path).schema_arrow.names})
         return self._html(200, f"Datasets of {run.name}", "datasets.html", run=run, datasets=datasets)
 
     def _dataset(self, run: RunFolder, name: str, page: int) -> Page:

@@ -64,7 +64,7 @@ created {{ created }}</p>
 <table><tr><th>stage</th><th>kind</th><th>clauses</th><th>text</th></tr>
 {% for r in records %}<tr><td>{{ r.stage }}</td><td>{{ r.kind }}{% if r.data.side %} · {{ r.data.side }}{% endif %}</td>
 <td>{% for c in r.clause_ids %}<span class="pill">{{ c }}</span>{% endfor %}</td>
-<td><a href="/run/{{ run.index }}/record/{{ r.key }}">{{ (r.data.prompt or r.data.text or r.key)|truncate(160) }}</a></td></tr>{% endfor %}</table>
+<td><a href="/run/{{ run.index }}/record/{{ r.key }}">{{ (r.data.prompt or r.data.text or r.key)|gist|truncate(160) }}</a></td></tr>{% endfor %}</table>
 <nav class="pages">{% if query.page > 1 %}<a href="{{ query.link(run.index, page=query.page - 1) }}" rel="prev">previous</a>{% endif %}
 {% if last < total %}<a href="{{ query.link(run.index, page=query.page + 1) }}" rel="next">next</a>{% endif %}</nav>{% endblock %}""",
     "record.html": """{% extends "layout.html" %}{% block body %}
@@ -74,7 +74,7 @@ created {{ created }}</p>
 {% for name in chain %}{% if record.data[name] %}<h2>{{ name }}</h2><pre class="chain">{{ record.data[name]|text }}</pre>{% endif %}{% endfor %}
 {% if related %}<h2>Same prompt: {{ related|length }} more record(s)</h2><table><tr><th>stage</th><th>kind</th><th>text</th></tr>
 {% for r in related %}<tr><td>{{ r.stage }}</td><td>{{ r.kind }}{% if r.data.side %} · {{ r.data.side }}{% endif %}{% if r.data.provenance %} · {{ r.data.provenance.engine_name }}{% endif %}</td>
-<td><a href="/run/{{ run.index }}/record/{{ r.key }}">{{ (r.data.answer or r.data.text or r.key)|truncate(200) }}</a></td></tr>{% endfor %}</table>{% endif %}
+<td><a href="/run/{{ run.index }}/record/{{ r.key }}">{{ (r.data.answer or r.data.text or r.data.chosen or r.key)|gist|truncate(200) }}</a></td></tr>{% endfor %}</table>{% endif %}
 <h2>Every field</h2><table>{% for k, v in record.data.items() %}<tr><th>{{ k }}</th><td><pre>{{ v|text }}</pre></td></tr>{% endfor %}</table>
 {% endblock %}""",
     "datasets.html": """{% extends "layout.html" %}{% block body %}
@@ -121,6 +121,13 @@ def _text(value) -> str:
     return json.dumps(value, indent=1, ensure_ascii=False, default=str)
 
 
+def _gist(value) -> str:
+    """A one-line view of a prompt or answer: a message list shows its last message's content."""
+    if isinstance(value, list) and value and isinstance(value[-1], dict):
+        return str(value[-1].get("content", ""))
+    return _text(value) if value is not None else ""
+
+
 def _short(value) -> str:
     text = _text(value)
     return text if len(text) <= 60 else text[:57] + "..."
@@ -145,7 +152,7 @@ def environment() -> Environment:
             return templates[template], template, lambda: True
 
     env = Environment(loader=Loader(), autoescape=select_autoescape(default=True, default_for_string=True))
-    env.filters.update(text=_text, short=_short, num=_num, est=_estimate)
+    env.filters.update(text=_text, short=_short, num=_num, est=_estimate, gist=_gist)
     env.globals["style"] = STYLE
     return env
 
