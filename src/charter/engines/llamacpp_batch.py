@@ -21,8 +21,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from charter.engines.common import stop_if_cancelled
 from charter.engines.sampling import sample_rows
-from charter.errors import EngineError, GenerationCancelled
+from charter.errors import EngineError
 
 KV_BUDGET_BYTES = 2 << 30  # f16 keys+values of all slots; SmolLM2-135M: 23 KB per token
 
@@ -188,8 +189,7 @@ class BatchedDecoder:
         """Every job's result; with `cancel` (a threading.Event) set, GenerationCancelled between steps."""
         results: list[JobResult | None] = [None] * len(jobs)
         for _ in self.iter_run(jobs, results):
-            if cancel is not None and cancel.is_set():
-                raise GenerationCancelled("generation cancelled: the client went away")
+            stop_if_cancelled(cancel, "llama.cpp")
         return results  # type: ignore[return-value]
 
     def iter_run(self, jobs: list[Job], results: list) -> Iterator[tuple[int, int]]:

@@ -19,6 +19,7 @@ LoRA dropout draws one mask for a shared prefix instead of one per row (see docs
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 from dataclasses import dataclass
 
@@ -91,19 +92,15 @@ def _longest_shared_prefix(tokens: list[int], earlier: list[list[int]]) -> tuple
     return best, best_length
 
 
-class using_layout:
-    """Context in which the packed attention reads `layout` (the decoder's forward, not its backward:
+@contextlib.contextmanager
+def using_layout(layout: PackedLayout):
+    """Within this block the packed attention reads `layout` (the decoder's forward, not its backward:
     autograd replays the recorded operations and never calls the attention function again)."""
-
-    def __init__(self, layout: PackedLayout):
-        self.layout = layout
-
-    def __enter__(self):
-        self.token = _current_layout.set(self.layout)
-        return self.layout
-
-    def __exit__(self, *exc):
-        _current_layout.reset(self.token)
+    token = _current_layout.set(layout)
+    try:
+        yield layout
+    finally:
+        _current_layout.reset(token)
 
 
 def packed_attention(module, query, key, value, attention_mask, dropout: float = 0.0, scaling=None, **kwargs):

@@ -48,9 +48,9 @@ class ViewApp:
         try:
             return self._route(unquote(path), {k: v[-1] for k, v in query.items()})
         except NotFound as missing:
-            return self._html(404, "Not found", "layout.html", detail=str(missing))
+            return self._html(404, "Not found", "message.html", detail=str(missing))
         except (ValueError, KeyError) as exc:
-            return self._html(400, "Bad request", "layout.html", detail=str(exc))
+            return self._html(400, "Bad request", "message.html", detail=str(exc))
 
     def _route(self, path: str, args: dict[str, str]) -> Page:
         if path in ("/", ""):
@@ -87,12 +87,7 @@ class ViewApp:
             raise NotFound(f"no run {text}") from None
 
     def _html(self, status: int, title: str, template: str, run: RunFolder | None = None, **values) -> Page:
-        if template == "layout.html":
-            body = self.env.from_string(
-                '{% extends "layout.html" %}{% block body %}<p>{{ detail }}</p>{% endblock %}').render(
-                title=title, run=run, **values)
-        else:
-            body = self.env.get_template(template).render(title=title, run=run, **values)
+        body = self.env.get_template(template).render(title=title, run=run, **values)
         return Page(status, "text/html; charset=utf-8", body.encode("utf-8"))
 
     # -- pages -------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ LAYOUT = """<!doctype html><html lang="en"><head><meta charset="utf-8">
 <main><h1>{{ title }}</h1>{% block body %}{% endblock %}</main></body></html>"""
 
 TEMPLATES = {
+    "message.html": """{% extends "layout.html" %}{% block body %}<p>{{ detail }}</p>{% endblock %}""",
     "index.html": """{% extends "layout.html" %}{% block body %}
 <table><tr><th>run</th><th>folder</th><th>constitution</th><th>records</th><th>stages done</th></tr>
 {% for r in runs %}<tr><td><a href="/run/{{ r.index }}">{{ r.name }}</a></td><td>{{ r.folder }}</td>

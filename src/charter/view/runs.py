@@ -31,6 +31,7 @@ FILTER_PATHS = {
     "group": "$.group",
 }
 FILTER_FIELDS = tuple(FILTER_PATHS)
+RECORD_COLUMNS = "key, kind, stage, order_key, clause_ids, data"  # what _record() reads, in order
 # Fields whose text the full-text search reads.
 TEXT_FIELDS = ("prompt", "text", "answer", "raw", "critique", "revision", "chosen", "rejected")
 
@@ -182,7 +183,7 @@ class RunCatalog:
         with self.lock:
             total = self.db.execute(f"SELECT count(*) FROM {run.schema}.records {where}", args).fetchone()[0]
             rows = self.db.execute(
-                f"SELECT key, kind, stage, order_key, clause_ids, data FROM {run.schema}.records {where} "
+                f"SELECT {RECORD_COLUMNS} FROM {run.schema}.records {where} "
                 f"ORDER BY rowid LIMIT ? OFFSET ?", (*args, PAGE_SIZE, offset)).fetchall()
         return [_record(row) for row in rows], total
 
@@ -214,7 +215,7 @@ class RunCatalog:
 
     def record(self, run: RunFolder, key: str) -> dict | None:
         with self.lock:
-            row = self.db.execute(f"SELECT key, kind, stage, order_key, clause_ids, data FROM {run.schema}.records "
+            row = self.db.execute(f"SELECT {RECORD_COLUMNS} FROM {run.schema}.records "
                                   f"WHERE key = ?", (key,)).fetchone()
         return _record(row) if row else None
 
@@ -225,12 +226,12 @@ class RunCatalog:
         with self.lock:
             if data.get("prompt_id"):
                 rows = self.db.execute(
-                    f"SELECT key, kind, stage, order_key, clause_ids, data FROM {run.schema}.records "
+                    f"SELECT {RECORD_COLUMNS} FROM {run.schema}.records "
                     f"WHERE json_extract(data, '$.prompt_id') = ? AND key != ? ORDER BY rowid LIMIT 50",
                     (data["prompt_id"], record["key"])).fetchall()
             elif data.get("item_id"):
                 rows = self.db.execute(
-                    f"SELECT key, kind, stage, order_key, clause_ids, data FROM {run.schema}.records "
+                    f"SELECT {RECORD_COLUMNS} FROM {run.schema}.records "
                     f"WHERE stage = ? AND json_extract(data, '$.item_id') = ? AND key != ? ORDER BY rowid LIMIT 50",
                     (record["stage"], data["item_id"], record["key"])).fetchall()
             else:
@@ -239,7 +240,7 @@ class RunCatalog:
 
     def findings(self, run: RunFolder, stage: str) -> list[dict]:
         with self.lock:
-            rows = self.db.execute(f"SELECT key, kind, stage, order_key, clause_ids, data FROM {run.schema}.records "
+            rows = self.db.execute(f"SELECT {RECORD_COLUMNS} FROM {run.schema}.records "
                                    f"WHERE stage = ? AND kind = 'eval_finding' ORDER BY order_key, rowid",
                                    (stage,)).fetchall()
         return [_record(row) for row in rows]
