@@ -24,7 +24,7 @@ def _topic_words(text: str) -> set[str]:
 def _training_prompts() -> list[str]:
     prompts = [item.prompt for name in EXAMPLE_SETS for item in example_prompts(name)]
     for hard in load_constitution(example_path("constitution.yaml")).hard_lines:
-        prompts += list(hard.examples) + list(hard.lookalikes)
+        prompts += list(hard.requests) + list(hard.lookalikes)
     return prompts
 
 

@@ -69,7 +69,7 @@ def lint(file: Path = typer.Argument(..., help="Constitution YAML or JSON"),
         _print_problems(warnings)
     else:
         console.print("[green]no problems found[/]")
-    if warnings and strict:
+    if strict and any(w.severity == "warning" for w in warnings):
         raise typer.Exit(1)
 
 
@@ -78,7 +78,7 @@ def _print_problems(problems) -> None:
     for column in ("severity", "location", "field", "message"):
         table.add_column(column, overflow="fold")
     for p in problems:
-        colour = "red" if p.severity == "error" else "yellow"
+        colour = {"error": "red", "warning": "yellow"}.get(p.severity, "cyan")
         table.add_row(f"[{colour}]{p.severity}[/]", Text(f"{p.file}:{p.line}"), Text(p.field), Text(p.message))
     console.print(table)
 
@@ -103,14 +103,42 @@ def show(file: Path = typer.Argument(..., help="Constitution YAML or JSON"),
     for column in ("id", "value", "adjustable by", "instruction"):
         defaults.add_column(column, overflow="fold")
     for d in effective.defaults:
-        defaults.add_row(d.id, d.value, ", ".join(d.adjustable_by), Text(d.instruction()))
+        defaults.add_row(d.id, d.value, Text(permissions(d)), Text(d.instruction()))
     console.print(defaults)
+    if effective.waived:
+        console.print("waived protections: " + ", ".join(effective.waived))
     console.rule("system prompt")
     # Plain print, not rich: the prompt is meant to be copied, so no wrapping or markup.
     print(render_system_prompt(effective, style))
+
+
+def import_markdown(file: Path = typer.Argument(..., help="A Markdown constitution (headings become sections)"),
+                    out: Path | None = typer.Option(None, "--out", help="YAML file to write (default: FILE.yaml)"),
+                    force: bool = typer.Option(False, "--force", help="Overwrite the output file")) -> None:
+    """Write a Markdown document out as a constitution YAML file: prose as titled sections, front matter kept."""
+    from charter.constitution.load import read_markdown_data
+    from charter.constitution.markdown import markdown_to_yaml
+    from charter.rows import write_text_atomic
+
+    target = out or file.with_suffix(".yaml")
+    if target.exists() and not force:
+        raise CharterError(f"{target} already exists; pass --force to overwrite or choose another --out")
+    data = read_markdown_data(file)
+    write_text_atomic(target, markdown_to_yaml(data))
+    console.print(f"Wrote {target}: {len(data.get('sections', []))} sections. Next: write its rules as clauses "
+                  f"and run [bold]charter lint {target}[/]")
+
+
+def permissions(default) -> str:
+    """Who may switch a default in the effective constitution, with limits and locks named."""
+    who = [f"{p} (only {', '.join(default.allowed_values[p])})" if p in default.allowed_values else p
+           for p in default.adjustable_by]
+    locks = [f"{p} locked by {label}" for p, label in default.locked_by.items()]
+    return "; ".join(filter(None, [", ".join(who) or "no one", ", ".join(locks)]))
 
 
 def register(app: typer.Typer) -> None:
     app.command("init")(init)
     app.command("lint")(lint)
     app.command("show")(show)
+    app.command("import")(import_markdown)

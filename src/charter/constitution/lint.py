@@ -28,9 +28,9 @@ def lint(constitution: Constitution, path: str | Path = "<constitution>",
     name = str(path)
     problems: list[Problem] = []
 
-    def warn(clause_id: str, field: str, message: str) -> None:
+    def warn(clause_id: str, field: str, message: str, severity: str = "warning") -> None:
         problems.append(Problem(name, where.get(clause_id, 1), f"{clause_id}.{field}" if clause_id else field,
-                                message, severity="warning"))
+                                message, severity=severity))
 
     texts = [(c.id, c.text) for clauses in constitution.clauses_by_kind().values() for c in clauses]
     pairs = near_duplicates([text for _, text in texts], NEAR_DUPLICATE)
@@ -41,7 +41,7 @@ def lint(constitution: Constitution, path: str | Path = "<constitution>",
         warn("", "text", f"and {len(pairs) - MAX_PER_KIND} more near-duplicate pairs not listed")
     for principle in constitution.principles:
         words = _words(principle.text)
-        if len(words) < 6:
+        if _length_in_words(principle.text) < 6:
             warn(principle.id, "text", "is very short; say concretely what a better response does")
         vague = [v for v in _VAGUE if re.search(rf"\b{re.escape(v)}\b", principle.text.lower())]
         if vague and len(words) < 14:
@@ -51,12 +51,24 @@ def lint(constitution: Constitution, path: str | Path = "<constitution>",
             warn(line.id, "examples", "has no example requests; guards and evals need a few that cross the line")
         if not line.lookalikes:
             warn(line.id, "lookalikes", "has no look-alike requests; without them guards over-block")
+    unchecked: list[str] = []
     for trait in constitution.traits:
-        if not _words(trait.text)[:1] or _words(trait.text)[0].lower() not in ("i", "i'm", "my"):
-            if re.match(r"^[A-Za-z]", trait.text):
-                warn(trait.id, "text", "is not written in the first person ('I am ...')")
+        person = first_person(trait.text)
+        if person is False:
+            warn(trait.id, "text", "is not written in the first person ('I am ...')")
+        elif person is None:
+            unchecked.append(trait.id)
         if not trait.questions:
             warn(trait.id, "questions", "has no example questions; character data needs some")
+    if unchecked:
+        warn("", "traits", f"first-person check skipped for {len(unchecked)} trait(s) in a language charter does "
+                           f"not recognise ({', '.join(unchecked[:5])})", severity="info")
+    if constitution.priorities is not None and constitution.priorities.tiers:
+        tiered = {i for tier in constitution.priorities.tiers for i in tier.principles}
+        for principle in constitution.principles:
+            if principle.id not in tiered:
+                warn(principle.id, "priorities", "is in no priority tier; it is rendered after every tier and "
+                                                 "never decides a preference before them")
     problems.extend(_gaps(constitution, warn))
     return problems
 
@@ -70,14 +82,66 @@ def _gaps(constitution: Constitution, warn) -> list[Problem]:
         warn("", "traits", "none defined; character data and evals will be empty")
     if not any("user" in d.adjustable_by for d in constitution.defaults):
         warn("", "defaults", "no default is adjustable by users; user overlays will have nothing to switch")
-    # Two defaults' current instructions that pull in opposite directions are a likely conflict.
+    # Two defaults' current instructions that pull in opposite directions about the same thing are a
+    # likely conflict ("always" in one and "never" in another about unrelated things is not).
     current = [(d.id, d.instruction().lower()) for d in constitution.defaults]
     for a, b in _OPPOSITES:
-        has_a = [i for i, t in current if re.search(rf"\b{a}\b", t)]
-        has_b = [i for i, t in current if re.search(rf"\b{b}\b", t)]
-        if has_a and has_b and set(has_a) != set(has_b):
-            warn(has_b[0], "value", f"its instruction says '{b}' while '{has_a[0]}' says '{a}'; check they agree")
+        for id_a, text_a in current:
+            clash = next((id_b for id_b, text_b in current if id_b != id_a and re.search(rf"\b{a}\b", text_a)
+                          and re.search(rf"\b{b}\b", text_b) and _same_topic(text_a, text_b, (a, b))), None)
+            if clash:
+                warn(clash, "value", f"its instruction says '{b}' while '{id_a}' says '{a}' about the same "
+                                     "thing; check they agree")
+                break
     return []
+
+
+_TOPIC_STOP = frozenset("the a an and or of to in on for with your you be is are it that this when than more "
+                        "less any all what who how use give keep answer answers response responses reply".split())
+
+
+def _same_topic(a: str, b: str, ignore: tuple[str, str]) -> bool:
+    def topic(text: str) -> set[str]:
+        return {w for w in _WORD.findall(text) if len(w) > 3 and w not in _TOPIC_STOP and w not in ignore}
+    return len(topic(a) & topic(b)) >= 2
+
+
+def _spaceless(text: str) -> bool:
+    """Written in a script without spaces between words (Chinese, Japanese, Thai...)."""
+    letters = [ch for ch in text if ch.isalpha()]
+    dense = sum(1 for ch in letters if _SPACELESS.match(ch))
+    return bool(letters) and dense / len(letters) > 0.5
+
+
+_SPACELESS = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u0e00-\u0e7f\u0e80-\u0eff]")
+
+
+def _length_in_words(text: str) -> float:
+    # A Chinese or Japanese character carries about half an English word; count so 12 characters ~ 6 words.
+    return len(_SPACELESS.findall(text)) / 2 if _spaceless(text) else len(_words(text))
+
+
+# First-person pronouns and verbs that open a first-person sentence, in the Latin-script languages
+# charter recognises (en, fr, de, es, it, pt); other scripts are checked by their own pronouns.
+_PRONOUNS = frozenset("i i'm i've i'd my me je j mon ma mes moi ich mein meine mir mich yo soy mi mis estoy "
+                      "io sono mio mia eu sou meu minha estou".split())
+
+
+def first_person(text: str) -> bool | None:
+    """True/False when the language is recognised and the text is/is not in the first person;
+    None when charter cannot tell (an unrecognised language is not flagged)."""
+    if re.search(r"[\uac00-\ud7af]", text):  # Hangul: first-person pronouns 나/저 (+ particles)
+        return bool(re.search(r"(^|\s)(나|저|내|제)(는|가|의|\s)", text))
+    if re.search(r"[\u3040-\u30ff]", text):  # kana: Japanese
+        return any(ch in text for ch in "私僕") or "わたし" in text
+    if re.search(r"[\u4e00-\u9fff]", text):
+        return "我" in text
+    words = [w.lower() for w in _WORD.findall(text.replace("’", "'"))]
+    if not words:
+        return None
+    if not re.match(r"^[\W\d_]*[A-Za-zÀ-ÿ]", text):
+        return None  # a Latin-script language charter knows is needed for the check
+    return any(w in _PRONOUNS for w in words[:3])
 
 
 def _words(text: str) -> list[str]:

@@ -19,6 +19,20 @@ from charter.constitution.model import Constitution, Overlay, id_key
 from charter.errors import ConstitutionError, Problem
 
 Model = TypeVar("Model", bound=BaseModel)
+
+
+class YamlLoader(yaml.SafeLoader):
+    """The safe loader with YAML 1.2's booleans: only true/false are booleans. YAML 1.1 also reads
+    `on`, `off`, `yes`, `no`, `y`, `n` as booleans, so `mature_fiction: on` arrived as True and a
+    choice named `off:` as False; in a constitution they are the names the author wrote."""
+
+
+YamlLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+YamlLoader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+                                 list("tTfF"))
 Path_ = tuple[Any, ...]
 
 # What to do, per pydantic error type, in words a constitution author understands.
@@ -40,9 +54,15 @@ def load_constitution(path: str | Path) -> Constitution:
     path = Path(path)
     data, lines = _read(path)
     problems = _duplicate_id_problems(path, data, lines)
-    if "layers" in data:  # charter's own record of the overlays applied, never a file's to claim
-        problems.append(Problem(str(path), _line_for(lines, ("layers",)), "layers",
-                                "is set by charter as overlays apply; remove it from the file"))
+    for key in ("layers", "waived"):  # charter's own record of the overlays applied, never a file's to claim
+        if key in data:
+            problems.append(Problem(str(path), _line_for(lines, (key,)), key,
+                                    "is set by charter as overlays apply; remove it from the file"))
+    for index, item in enumerate(data.get("defaults") or []):
+        if isinstance(item, dict) and "locked_by" in item:
+            where = ("defaults", index, "locked_by")
+            problems.append(Problem(str(path), _line_for(lines, where), _dotted(where),
+                                    "is set by charter as overlays apply; remove it from the file"))
     constitution = _validate(Constitution, path, data, lines, problems)
     return constitution
 
@@ -52,6 +72,15 @@ def load_overlay(path: str | Path) -> Overlay:
     path = Path(path)
     data, lines = _read(path)
     return _validate(Overlay, path, data, lines, [])
+
+
+def read_markdown_data(path: str | Path) -> dict:
+    """A Markdown constitution's content as plain data (front matter + sections), not yet validated."""
+    path = Path(path)
+    if path.suffix.lower() not in (".md", ".markdown"):
+        raise ConstitutionError([Problem(str(path), 0, "", "is not a Markdown file (.md); nothing to import")])
+    data, _ = _read(path)
+    return data
 
 
 def parse_overlay(data: Any, source: str = "<request>") -> Overlay:
@@ -77,14 +106,16 @@ def _read(path: Path) -> tuple[Any, dict[Path_, int]]:
     if text.startswith("\ufeff"):
         text = text[1:]
     try:
-        if path.suffix.lower() == ".json":
+        if path.suffix.lower() in (".md", ".markdown"):
+            data, lines = _read_markdown(name, text)
+        elif path.suffix.lower() == ".json":
             data = _parse_json(name, text)
             # Valid JSON may indent with tabs, which YAML (the line mapper) refuses: map a copy
             # with spaces instead (same lines).
             lines = _line_map(name, re.sub(r"(?m)^\t+", lambda m: "  " * len(m.group(0)), text))
         else:
             lines = _line_map(name, text)  # raises located errors for invalid YAML
-            data = _yaml_errors_located(name, lambda: yaml.safe_load(text))
+            data = _yaml_errors_located(name, lambda: yaml.load(text, Loader=YamlLoader))  # YamlLoader is a SafeLoader
     except RecursionError:
         raise ConstitutionError([Problem(name, 1, "", "nesting is too deep to be a constitution")]) from None
     if isinstance(data, dict) and isinstance(data.get("version"), float):
@@ -94,6 +125,30 @@ def _read(path: Path) -> tuple[Any, dict[Path_, int]]:
         raise ConstitutionError(
             [Problem(name, 1, "", f"the top level is {kind}; it must be a mapping with `name:`, `version:`, ...")]
         )
+    return data, lines
+
+
+def _read_markdown(name: str, text: str) -> tuple[Any, dict[Path_, int]]:
+    """Front matter (YAML) plus the body's headings as sections; lines point into the .md file."""
+    from charter.constitution.markdown import parse_sections, split_front_matter
+
+    front, body, body_line = split_front_matter(text)
+    data: Any = {}
+    lines: dict[Path_, int] = {}
+    if front is not None:
+        lines = {path: line + 1 for path, line in _line_map(name, front).items()}  # +1: the opening ---
+        data = _yaml_errors_located(name, lambda: yaml.load(front, Loader=YamlLoader)) or {}  # YamlLoader is safe
+        if not isinstance(data, dict):
+            raise ConstitutionError([Problem(name, 2, "", "the front matter must be a mapping of key: value")])
+    preamble, sections, heading_lines, title = parse_sections(body, body_line)
+    if title and "name" not in data:
+        data["name"] = title
+    if preamble and "preamble" not in data:
+        data["preamble"] = preamble
+    written = list(data.get("sections") or []) if isinstance(data.get("sections"), list) else []
+    for index, line in enumerate(heading_lines[: len(sections)]):
+        lines[("sections", len(written) + index)] = line
+    data["sections"] = written + sections
     return data, lines
 
 
@@ -137,7 +192,7 @@ def _line_map(name: str, text: str) -> dict[Path_, int]:
     if len(text) > MAX_BYTES:
         raise ConstitutionError([Problem(name, 1, "", f"is {len(text) // 1024} KB; the limit is "
                                                       f"{MAX_BYTES // 1024 // 1024} MB for a constitution file")])
-    root = _yaml_errors_located(name, lambda: yaml.compose(text, Loader=yaml.SafeLoader))
+    root = _yaml_errors_located(name, lambda: yaml.compose(text, Loader=YamlLoader))
     lines: dict[Path_, int] = {}
     if root is not None:
         _walk(name, root, (), lines, set(), [MAX_NODES])
@@ -216,7 +271,7 @@ def _dotted(path: Path_) -> str:
 def _duplicate_id_problems(path: Path, data: dict, lines: dict[Path_, int]) -> list[Problem]:
     problems: list[Problem] = []
     first: dict[str, tuple[str, str]] = {}
-    for section in ("principles", "traits", "hard_lines", "defaults"):
+    for section in ("principles", "traits", "hard_lines", "protections", "defaults"):
         items = data.get(section)
         if not isinstance(items, list):
             continue
@@ -297,7 +352,7 @@ def clause_lines(path: str | Path) -> dict[str, int]:
     path = Path(path)
     data, lines = _read(path)
     found: dict[str, int] = {}
-    for section in ("principles", "traits", "hard_lines", "defaults"):
+    for section in ("principles", "traits", "hard_lines", "protections", "defaults"):
         items = data.get(section)
         if isinstance(items, list):
             for index, item in enumerate(items):

@@ -61,7 +61,7 @@ def default_prompts(constitution: Constitution, limit: int | None = 48, safe_rat
 
     if harmful is None:
         hard = [PromptItem(f"hard_line/{h.id}/{i}", text, "hard_line", "hard_line", clause_id=h.id)
-                for h in constitution.hard_lines for i, text in enumerate(h.examples)]
+                for h in constitution.hard_lines for i, text in enumerate(h.requests)]
         harmful = interleave([example_prompts("red_team"), hard])
     if safe is None:
         look = [PromptItem(f"lookalike/{h.id}/{i}", text, "lookalike", "lookalike", clause_id=h.id, mode="answer")

@@ -7,6 +7,12 @@ position bias. Variants: an ensemble of k principles per pair, chain-of-thought 
 reasons first, its probabilities clamped to a band), and one general principle ("best for
 humanity"). A judgment the engine cannot give is stored as an abstention, never replaced by a guess.
 `run_prefs` picks this or the judge-free contrastive mode (the default for the embedded model).
+
+With priority tiers in the constitution, a pair is judged tier by tier, highest first, on
+principles sampled from that tier; the first tier whose label is decisive (|p - 0.5| >=
+`tier_margin`) decides, and the row records which tier that was. `strict` priorities take that
+tier's label as it is; `holistic` ones average it with the undecided tiers above it, each tier
+weighing half the one above, so a near-tie on a higher value tempers a lower value's verdict.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from charter.data.fewshot import FewShot, load_fewshot
 from charter.data.judging import (
     COT_REQUEST,
     GENERAL,
+    Label,
     choice_request,
     feedback_examples,
     question_text,
@@ -59,6 +66,7 @@ class JudgeConfig:
     fewshot_count: int = 2
     cot_tokens: int = 96
     mode: str = "auto"  # how to ask: auto | prefill | letter | generate (data/judging.py)
+    tier_margin: float = 0.1  # with priority tiers: how far from 0.5 a tier's label must be to decide
 
     @property
     def label_source(self) -> str:
@@ -114,6 +122,8 @@ def run_judged(
              "principles": config.principles, "cot": config.cot, "band": list(config.band),
              "general": config.general, "fewshot": fewshot.digest,
              "fewshot_count": config.fewshot_count, "batch_size": batch_size}
+    if _tiers(constitution, config):
+        fixed["tier_margin"] = config.tier_margin
     store.begin_stage("prefs", {**fixed, "limit": limit, "prompts": len(items)}, fixed=tuple(fixed))
     stage = Stage("prefs", store, constitution, engine, seed, progress)
     judging = _Judging(stage, judge, config, judge_mode, fewshot, max_tokens, temperature)
@@ -144,6 +154,17 @@ class _Question:
         return () if self.principle is GENERAL else (self.principle.id,)
 
 
+def _tiers(constitution: Constitution, config: JudgeConfig) -> list[tuple[str, list[Principle]]]:
+    """(tier id, its RL principles) highest first, principles in no tier last; [] without priorities."""
+    if config.general or constitution.priorities is None or not constitution.priorities.tiers:
+        return []
+    pool = {p.id: p for p in constitution.principles_for("rl")}
+    tiers = [(t.id, [pool[i] for i in t.principles if i in pool]) for t in constitution.priorities.tiers]
+    placed = {i for t in constitution.priorities.tiers for i in t.principles}
+    tiers.append(("unranked", [p for p in pool.values() if p.id not in placed]))
+    return [(tier_id, principles) for tier_id, principles in tiers if principles]
+
+
 class _Judging:
     def __init__(self, stage: Stage, judge: Engine, config: JudgeConfig, mode: str, fewshot: FewShot,
                  max_tokens: int, temperature: float):
@@ -152,29 +173,62 @@ class _Judging:
         self.max_tokens, self.temperature = max_tokens, temperature
         self.examples = feedback_examples(fewshot, stage.constitution, config.fewshot_count, mode)
         self.stored: set[str] = set()  # judgment keys found in the store (not written again)
+        self.tiers = _tiers(stage.constitution, config)
 
     def run_batch(self, batch: Sequence[tuple[int, PromptItem]]) -> None:
         samples = run_steps(self.stage, [self.sample_step(pos, item) for pos, item in batch])
         pairs = {pos: samples[self.sample_key(item)] for pos, item in batch}
+        usable = [(pos, item) for pos, item in batch if pairs[pos].data["usable"]]
+        records: list[Record] = []
+        if not self.tiers:
+            mine = self.ask_round(usable, pairs, lambda item: self.principles(item), records)
+            for pos, item in usable:
+                records += self.preference(pos, item, pairs[pos], mine[pos])
+        else:
+            undecided, asked = list(usable), {pos: [] for pos, _ in usable}
+            for index, (tier_id, principles) in enumerate(self.tiers):
+                mine = self.ask_round(undecided, pairs, lambda item, t=tier_id, ps=principles:
+                                      self.tier_principles(item, t, ps), records)
+                still = []
+                for pos, item in undecided:
+                    asked[pos].append((index, tier_id, mine[pos]))
+                    if self.decisive(mine[pos]) or index == len(self.tiers) - 1:
+                        records += self.preference(pos, item, pairs[pos], [j for *_, js in asked[pos] for j in js],
+                                                   tiers=asked[pos])
+                    else:
+                        still.append((pos, item))
+                undecided = still
+        self.stage.put(records)
+
+    def ask_round(self, items, pairs, principles_of, records: list[Record]) -> dict[int, list[Record]]:
+        """Ask every question (principles x both orders) for these pairs; new judgments join `records`."""
         questions = [_Question(pos, item, pairs[pos], principle, order, self.mode)
-                     for pos, item in batch if pairs[pos].data["usable"]
-                     for principle in self.principles(item) for order in ("ab", "ba")]
+                     for pos, item in items for principle in principles_of(item) for order in ("ab", "ba")]
         reasoning = {}
         if self.config.cot:
             reasoning = run_steps(self.stage, [self.cot_step(q) for q in questions], self.judge)
         judgments = self.judge_all(questions, reasoning)
-        records = [j for j in judgments.values() if j.key not in self.stored]
-        for pos, item in batch:
-            mine = [judgments[self.judgment_key(q)] for q in questions if q.pos == pos]
-            if pairs[pos].data["usable"]:
-                records += self.preference(pos, item, pairs[pos], mine)
-        self.stage.put(records)
+        records += [j for j in judgments.values() if j.key not in self.stored]
+        mine: dict[int, list[Record]] = {pos: [] for pos, _ in items}
+        for q in questions:
+            mine[q.pos].append(judgments[self.judgment_key(q)])
+        return mine
+
+    def decisive(self, judgments: list[Record]) -> bool:
+        label = soft_label([j.data for j in judgments], self.config.band if self.config.cot else None)
+        return label is not None and abs(label.p_first - 0.5) >= self.config.tier_margin - 1e-9
 
     def principles(self, item: PromptItem) -> list[Principle]:
         if self.config.general:
             return [GENERAL]
         return sample_principles(self.stage.constitution, self.config.principles, self.stage.seed,
                                  key=f"{item.uid}:judge", use="rl")
+
+    def tier_principles(self, item: PromptItem, tier_id: str, principles: list[Principle]) -> list[Principle]:
+        """k principles of one tier, by weight, reproducibly for (seed, prompt, tier)."""
+        tier = self.stage.constitution.model_copy(update={"principles": tuple(principles), "priorities": None})
+        return sample_principles(tier, self.config.principles, self.stage.seed, key=f"{item.uid}:judge:{tier_id}",
+                                 use="rl")
 
     # -- the two answers ---------------------------------------------------------------------------
     def sample_request(self, item: PromptItem) -> GenerationRequest:
@@ -297,13 +351,19 @@ class _Judging:
         order = order_key("prefs", q.pos, "judge", q.principle.id, q.order)
         return Record(key, "judgment", "prefs", order, q.clause_ids(), data)
 
-    def preference(self, pos: int, item: PromptItem, pair: Record, judgments: list[Record]) -> list[Record]:
+    def preference(self, pos: int, item: PromptItem, pair: Record, judgments: list[Record],
+                   tiers: list[tuple[int, str, list[Record]]] | None = None) -> list[Record]:
         extra = {"pref": self.config.label_source}
+        if tiers is not None:
+            extra["tiers"] = self.config.tier_margin
         key = self.stage.key([pair.key], None, None, extra=extra, engine=self.judge_fp)
         if self.stage.store.has(key):
             return []
         band = self.config.band if self.config.cot else None
         label = soft_label([j.data for j in judgments], band)
+        tiered = {}
+        if tiers is not None:
+            label, tiered = self.tiered_label(tiers, band)
         if label is None or label.p_first == 0.5:  # nothing judged in both orders, or a tie
             self.stage.stats.add("ties" if label else "unjudged")
             self.stage.stats.abstentions += 1
@@ -317,7 +377,26 @@ class _Judging:
                 "prompt_id": item.uid, "label_source": self.config.label_source,
                 "position_bias": label.flips > 0, "position_flips": label.flips,
                 "principles_judged": len(label.principles), "example_kind": "ai_feedback",
-                "feedback_engine": self.judge_fp,
+                "feedback_engine": self.judge_fp, **tiered,
                 **{k: pair.data[k] for k in ("constitution_hash", "engine", "sampling", "seed")}}
         clause_ids = tuple(pid for pid in label.principles if pid != GENERAL.id)
         return [Record(key, "pref", "prefs", order_key("prefs", pos, "pref"), clause_ids, data)]
+
+    def tiered_label(self, tiers: list[tuple[int, str, list[Record]]], band) -> tuple[Label | None, dict]:
+        """The deciding tier's label (strict), or it averaged with the undecided tiers above (holistic)."""
+        labels = [(index, tier_id, soft_label([j.data for j in js], band)) for index, tier_id, js in tiers]
+        labels = [(i, t, lab) for i, t, lab in labels if lab is not None]
+        if not labels:
+            return None, {}
+        _, tier_id, decided = labels[-1]
+        decisive = abs(decided.p_first - 0.5) >= self.config.tier_margin - 1e-9
+        info = {"priority_mode": self.stage.constitution.priorities.mode,
+                "decided_by_tier": tier_id if decisive else None,
+                "tiers_asked": [t for _, t, _ in labels]}
+        if self.stage.constitution.priorities.mode == "strict" or len(labels) == 1:
+            return decided, info
+        weights = [0.5 ** i for i, _, _ in labels]
+        p = sum(w * lab.p_first for w, (_, _, lab) in zip(weights, labels)) / sum(weights)
+        flips = sum(lab.flips for *_, lab in labels)
+        principles = tuple(pid for *_, lab in labels for pid in lab.principles)
+        return Label(round(p, 6), flips, principles), info

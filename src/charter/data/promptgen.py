@@ -149,7 +149,7 @@ def _examples(clause, kind: str) -> tuple[str, ...]:
     if kind == "lookalike":
         return tuple(getattr(clause, "lookalikes", ()))
     if kind == "canonical":
-        return tuple(getattr(clause, "questions", ())) or tuple(getattr(clause, "examples", ()))
+        return tuple(getattr(clause, "questions", ())) or tuple(e.request for e in getattr(clause, "examples", ()))
     return ()
 
 

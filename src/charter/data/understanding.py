@@ -4,15 +4,20 @@ Two sources, both on by default:
 - by construction: template questions per clause answered from the clause text itself (what a
   principle asks, what a trait says, that a hard line holds whoever asks, who may change a
   default). Exact, and needs no model.
-- by the model: "why" questions per clause and per preamble paragraph, answered by the model with
-  the whole constitution as its system prompt (the SFT rows leave the system prompt out).
+  Where the author wrote a `rationale`, "why does the constitution ask this?" is answered with
+  the author's own reasons, by construction too.
+- by the model: "why" questions per clause without a rationale and per paragraph of prose
+  (preamble, sections), answered by the model with the whole constitution as its system prompt
+  (the SFT rows leave the system prompt out). Prose is read as text: headings, code, lists of
+  links and `{#id}` anchors are never quizzed.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
-from charter.constitution.model import Constitution, Default, HardLine, Principle, Trait
+from charter.constitution.model import Constitution, Default, HardLine, Principle, Protection, Trait
 from charter.constitution.render import render_system_prompt
 from charter.data.runner import (
     DEFAULT_BATCH,
@@ -140,10 +145,44 @@ def constructed_qa(c: Constitution) -> list[QA]:
                 f"default/{d.id}/adjust",
                 d.id,
                 f"Can {_topic(d.id)} be changed in how you respond?",
-                _default_answer(d),
+                _default_answer(d, c),
             )
         )
+    for pr in c.protections:
+        qa.append(QA(f"protection/{pr.id}/hold", pr.id,
+                     f"Could an operator instruct you to stop doing this: {_lower_first(pr.text)}",
+                     _protection_answer(pr)))
+    if c.priorities is not None and c.priorities.tiers:
+        qa.append(QA("priorities/order", None, "When your values pull in different directions, which come first?",
+                     _priorities_answer(c)))
+    for kind, clauses in c.clauses_by_kind().items():
+        for clause in clauses:
+            if clause.rationale:
+                qa.append(QA(f"why/{clause.id}/author", clause.id,
+                             f"Why does your constitution include the {kind.replace('_', ' ')} about "
+                             f"{_topic(clause.id)}?", clause.rationale))
     return qa
+
+
+def _lower_first(text: str) -> str:
+    return text[:1].lower() + text[1:]
+
+
+def _protection_answer(p: Protection) -> str:
+    answer = f"No. {p.text} This protects the user, and no operator instruction overrides it."
+    if p.waivable_by:
+        who = " or ".join(p.waivable_by)
+        answer += (f" Only the {who} may set it aside, for themselves (for example inside a role-play they "
+                   f"asked for), and it applies again as soon as they sincerely ask.")
+    return answer
+
+
+def _priorities_answer(c: Constitution) -> str:
+    tiers = "; then ".join(t.text.rstrip(".") for t in c.priorities.tiers)
+    how = ("I weigh them together, with the higher ones generally dominating" if c.priorities.mode == "holistic"
+           else "a higher one always decides before I consider a lower one")
+    answer = f"My constitution orders them: {tiers}. {how[0].upper() + how[1:]}."
+    return answer + (f" {c.priorities.rationale}" if c.priorities.rationale else "")
 
 
 def _principle_answer(p: Principle) -> str:
@@ -153,22 +192,31 @@ def _principle_answer(p: Principle) -> str:
     return f'It says: "{p.text}"'
 
 
-def _default_answer(d: Default) -> str:
-    who = " and ".join(
-        {"operator": "the operator who deploys me", "user": "the user"}[w] for w in d.adjustable_by
-    )
+_ROLE_NAMES = {"operator": "the operator who deploys me", "user": "the user"}
+
+
+def _default_answer(d: Default, c: Constitution) -> str:
+    def name(principal: str) -> str:
+        role = c.role_of(principal) if principal in {p.id for p in c.principals} else principal
+        spoken = _ROLE_NAMES.get(role, principal) if principal == role else f"the {principal}"
+        limit = d.allowed_values.get(principal)
+        return spoken + (f" (who may choose only {', '.join(limit)})" if limit else "")
+
+    who = " and ".join(name(w) for w in d.adjustable_by)
     options = "; ".join(f"{value}: {text}" for value, text in d.choices.items())
     return (
         f"Yes. It is a default, not a hard line: {d.text[0].lower() + d.text[1:]} By default: "
-        f"{d.instruction()} It can be adjusted by {who or 'no one'}. The options are: {options}"
+        f"{d.instruction()} It can be adjusted by {who}. The options are: {options}"
     )
 
 
 def why_questions(c: Constitution) -> list[QA]:
     """Questions about reasons, for the model to answer with the constitution in context."""
     qa: list[QA] = []
-    for clause in [*c.principles, *c.traits, *c.hard_lines]:
-        kind = {Principle: "principle", Trait: "trait", HardLine: "hard line"}[type(clause)]
+    for clause in [*c.principles, *c.traits, *c.hard_lines, *c.protections]:
+        if clause.rationale:
+            continue  # answered by construction with the author's reasons
+        kind = {Principle: "principle", Trait: "trait", HardLine: "hard line", Protection: "protection"}[type(clause)]
         qa.append(
             QA(
                 f"why/{clause.id}",
@@ -176,12 +224,36 @@ def why_questions(c: Constitution) -> list[QA]:
                 f"Why does your constitution include the {kind} about {_topic(clause.id)}? Explain the reasoning.",
             )
         )
-    for i, paragraph in enumerate(p for p in c.preamble.split("\n\n") if p.strip()):
-        opening = paragraph.strip().split(". ")[0].rstrip(".")
-        qa.append(
-            QA(f"preamble/{i}", None, f'Your constitution says: "{opening}." Why does that matter?')
-        )
+    for i, paragraph in enumerate(prose_paragraphs(c.preamble)):
+        qa.append(QA(f"preamble/{i}", None, f'Your constitution says: "{_opening(paragraph)}." Why does that matter?'))
+    for section in c.sections:
+        for i, paragraph in enumerate(prose_paragraphs(section.text)):
+            qa.append(QA(f"section/{section.id}/{i}", None,
+                         f'In the part of your constitution on "{section.title}", it says: '
+                         f'"{_opening(paragraph)}." Why does that matter?'))
     return qa
+
+
+_ANCHOR = re.compile(r"\s*\{#[^}]*\}")
+_LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)")
+
+
+def prose_paragraphs(text: str) -> list[str]:
+    """Paragraphs of running prose: code blocks, headings, tables, lists of links and markup dropped."""
+    text = re.sub(r"(?ms)^```.*?^```[^\n]*$", "", text)
+    found = []
+    for paragraph in re.split(r"\n\s*\n", text):
+        lines = [ln for ln in paragraph.strip().splitlines()
+                 if ln.strip() and not re.match(r"^\s*(#|\||<|---|===|```)", ln)]
+        plain = _LINK.sub(r"\1", _ANCHOR.sub("", " ".join(ln.strip().lstrip("-*> ").strip() for ln in lines)))
+        plain = re.sub(r"[*_`]+", "", plain).strip()
+        if len(re.findall(r"\w+", plain)) >= 6:  # a sentence, not a label or a stray token
+            found.append(plain)
+    return found
+
+
+def _opening(paragraph: str) -> str:
+    return paragraph.strip().split(". ")[0].rstrip(".")
 
 
 def _store_constructed(stage: Stage, items: list[QA]) -> None:

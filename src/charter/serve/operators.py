@@ -23,7 +23,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from charter.constitution.load import load_overlay, parse_overlay
+from charter.constitution.load import YamlLoader, load_overlay, parse_overlay
 from charter.constitution.model import ID_PATTERN, Overlay
 from charter.errors import CharterError, ConstitutionError
 from charter.rows import write_text_atomic
@@ -131,7 +131,7 @@ def add_operator(path: str | Path, operator_id: str, *, overlay: str | dict | No
 
 def _read(path: Path) -> OperatorsFile:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=YamlLoader) or {}  # YamlLoader is a SafeLoader
     except FileNotFoundError:
         raise CharterError(f"operators file {path} not found; create one with "
                            f"`charter operators add ID --operators {path}`") from None

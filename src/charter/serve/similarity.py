@@ -78,7 +78,7 @@ class HardLineIndex:
         self._lookalikes: dict[str, np.ndarray] = {}
         for line in hard_lines:
             # A line without examples is still guarded: its own text stands in as the one example.
-            self._examples[line.id] = embedder.encode_cached(list(line.examples) or [line.text])
+            self._examples[line.id] = embedder.encode_cached(list(line.requests) or [line.text])
             self._lookalikes[line.id] = embedder.encode_cached(list(line.lookalikes))
 
     def score(self, texts: list[str]) -> dict[str, LineScore]:
