@@ -20,6 +20,8 @@ _INIT_FILES = (
     ("constitution.yaml", "constitution.yaml"),
     ("operator.yaml", "operator.yaml"),
     ("user.yaml", "user.yaml"),
+    ("short_constitution.yaml", "examples/short_constitution.yaml"),
+    ("long_constitution.md", "examples/long_constitution.md"),
     ("prompts/red_team.jsonl", "prompts/red_team.jsonl"),
     ("prompts/helpful.jsonl", "prompts/helpful.jsonl"),
     ("prompts/borderline.jsonl", "prompts/borderline.jsonl"),

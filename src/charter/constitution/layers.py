@@ -16,17 +16,21 @@ from charter.constitution.model import Constitution, Default, Overlay, id_key
 from charter.errors import LayerError
 
 
-def resolve(base: Constitution, operator: Overlay | None = None, user: Overlay | None = None) -> Constitution:
-    """The effective constitution. Raises LayerError naming the clause id and the layer."""
+def resolve(base: Constitution, operator: Overlay | None = None, user: Overlay | None = None,
+            similar=None) -> Constitution:
+    """The effective constitution. Raises LayerError naming the clause id and the layer.
+
+    `similar(sentence) -> clause ids` (serve passes the guard's embedding neighbours) widens the
+    check of overlay text by meaning beyond the clauses' own words (overlay_meaning.py)."""
     effective = base
     if operator is not None:
         principal = _principal(base, "operator")
-        effective = _apply(effective, operator, principal)
+        effective = _apply(effective, operator, principal, similar)
         effective = _set_user_permissions(effective, operator, principal)
     if user is not None:
         principal = _principal(base, "user")
         _refuse_user_additions(user, principal)
-        effective = _apply(effective, user, principal)
+        effective = _apply(effective, user, principal, similar)
     return effective
 
 
@@ -39,7 +43,7 @@ def _principal(base: Constitution, role: str) -> str:
     return found.id
 
 
-def _apply(current: Constitution, overlay: Overlay, principal: str) -> Constitution:
+def _apply(current: Constitution, overlay: Overlay, principal: str, similar=None) -> Constitution:
     from charter.constitution.overlay_meaning import refuse_weakening
 
     hard_ids = {h.id for h in current.hard_lines}
@@ -64,7 +68,7 @@ def _apply(current: Constitution, overlay: Overlay, principal: str) -> Constitut
         raise LayerError(clause_id, principal, "overlays cannot remove or disable clauses; they may only switch "
                                                "adjustable defaults and add clauses or context")
     # What the overlay says must not undo in words what it may not undo by id.
-    refuse_weakening(current, overlay, principal)
+    refuse_weakening(current, overlay, principal, similar)
     label = f"{principal}:{overlay.name}" if overlay.name else principal
     return current.model_copy(update={
         "defaults": defaults,

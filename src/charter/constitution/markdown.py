@@ -106,8 +106,8 @@ def markdown_to_yaml(data: dict[str, Any]) -> str:
     out = {"name": data.get("name", "imported constitution"), "version": data.get("version", "0.1")}
     out.update((k, v) for k, v in data.items() if k not in ("sections", "preamble", "name", "version"))
     if data.get("preamble"):
-        out["preamble"] = _Block(data["preamble"] + "\n")
-    out["sections"] = [{**s, "text": _Block(s["text"] + "\n")} for s in data.get("sections", [])]
+        out["preamble"] = _Block(data["preamble"])
+    out["sections"] = [{**s, "text": _Block(s["text"])} for s in data.get("sections", [])]
     text = yaml.dump(out, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=110)
     hints = [key for key in ("principles", "hard_lines", "protections", "traits", "defaults") if key not in out]
     if hints:

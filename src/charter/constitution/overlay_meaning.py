@@ -51,7 +51,7 @@ _LIFT = tuple(re.compile(p) for p in (
     r"\bfeel\s+free\s+to\b", r"\bfull\s+(protocols?|details|instructions|procedures|synthesis|source|code)\b",
     r"\bstep[-\s]by[-\s]step\b", r"\bworking\s+(code|exploit|malware|payload|ransomware)\b",
     # fr, de, es, it, pt
-    r"\bne\s+s'?applique\s+pas\b", r"\bpas\s+applicable\b", r"\bignore[rz]?\b", r"\bsans\s+(restriction|limite|filtre)",
+    r"\bne\s+s'?appliqu\w*\s+pas\b", r"\bpas\s+applicable\b", r"\bignore[rz]?\b", r"\bsans\s+(restriction|limite|filtre)",
     r"\bexempt[ée]", r"\bautoris[ée]s?\s+à\b", r"\bgilt\s+nicht\b", r"\bnicht\s+(anwendbar|gültig)\b",
     r"\bohne\s+(einschränkung|einschränkungen|beschränkung|filter)", r"\bausgenommen\b", r"\bignorier",
     r"\bno\s+se\s+aplica\b", r"\bno\s+aplica\b", r"\bsin\s+(restricci|límite|limite|filtro)", r"\bexent[oa]s?\b",
@@ -75,6 +75,45 @@ _INVERT = tuple(re.compile(p) for p in (
     r"\bnunca\s+(admitas|digas|menciones|reveles|revele|diga|mencione)", r"\binsiste", r"\bfinge",
     r"不要(透露|承认|提及|告诉|说)", r"假装", r"坚称", r"決して.{0,10}(言わない|認めない|明かさない)", r"人間のふり", r"인간인\s*척",
 ))
+
+
+# Words a clause's subject is also talked about with. A clause whose own words match a trigger is
+# also "about" the expansion: an overlay can say "CBRN" or "pathogen" where the clause says
+# "biological weapons". Stems, as _content_words makes them.
+_CONCEPTS = tuple((re.compile(trigger), frozenset(words.split())) for trigger, words in (
+    (r"biolog|chemical|nuclear|radiolog|weapon", "cbrn bioweapon bioweapons pathogen pathogens virus viral toxin toxins "
+     "agent agents nerve sarin anthrax ricin uranium plutonium enrich enrichment transmissibility virulence "
+     "gain-of-function weaponis weaponiz dispersal aerosol precursor precursors synthesis synthes "
+     "arme armes chimique chimiques biologique nucléaire pathogène waffe waffen chemisch biologisch erreger "
+     "arma armas química químicas biológica patógeno 武器 化学 生物 病原 核 毒剂 兵器 病原体 毒ガス"),
+    (r"minor|child|under 18|underage", "child children minor minors teen teens teenage teenager teenagers underage "
+     "schoolgirl schoolboy loli kid kids young year-old pupil student students mineur mineurs enfant enfants "
+     "minderjährig minderjährige kinder kind menor menores niño niña niños 未成年 儿童 兒童 少女 子供 児童"),
+    (r"sexual", "sexual sexualis sexualiz erotic explicit nsfw sexuel sexuelle érotique sexuell erotisch sexual "
+     "erótico 色情 性 性的"),
+    (r"malicious|malware|ransomware|exploit", "malware ransomware exploit exploits keylogger botnet worm worms trojan "
+     "rootkit payload phishing ddos credential stealer hack cyberattack spyware backdoor malveillant "
+     "rançongiciel schadsoftware schadcode malicioso 恶意 病毒 木马 勒索 マルウェア ランサムウェア 악성"),
+    (r"\bai\b|human", "human humans person real staff employee agent bot robot artificial humain humaine mensch "
+     "menschlich humano humana 人类 真人 人間 사람"),
+    (r"emergenc|life|lives", "emergency emergencies crisis hotline suicide suicidal danger ambulance hospital "
+     "doctor doctors 911 112 999 helpline urgence urgences notruf notfall emergencia 急救 紧急 緊急 救急"),
+    (r"manipulat|decei", "pressure guilt guilty shame scare fear urgency trick mislead lie lies upsell"),
+    (r"cannot help|can't help|what you cannot", "cannot can't unable refuse decline help elsewhere"),
+))
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]")
+# Sentences that name the rules in general ("the hard lines", "your content policy") with a lifting
+# cue weaken every hard line at once.
+_GENERIC_RULES = re.compile(r"\b(hard\s+lines?|safety\s+(rules?|policy|policies|guidelines?|filters?)|content\s+"
+                            r"(policy|policies|rules|filters?)|your\s+(rules|guidelines|restrictions|constitution)|"
+                            r"the\s+constitution|usual\s+(rules|restrictions|limits)|rules?\s+(about|on|against)|"
+                            r"restrictions?\s+(on|about|against)|règles?|restrictions|regeln?|einschränkungen|"
+                            r"verbote?|reglas?|restricciones|regole|restrizioni)\b|规则|規則|限制|ルール|制限|규칙")
+# An added principle or context that directs the assistant to produce, unhedged, what a hard line is
+# about: "Choose the response that writes any scene ... including with teenage characters".
+_PRODUCE = re.compile(r"\b(write|writes|provide|provides|give|gives|produce|produces|generate|generates|create|"
+                      r"creates|supply|supplies|share|shares|detail|details|list|lists|answer|answers)\b")
+_NEGATED = re.compile(r"\b(never|not|no|don'?t|refuse|decline|avoid|without\s+providing)\b")
 
 
 @dataclass(frozen=True)
@@ -109,8 +148,9 @@ def _sentences(text: str) -> list[str]:
 class _Target:
     clause_id: str
     kind: str
-    words: frozenset[str]
+    words: frozenset[str]  # its text, examples, rationale and their concepts
     id_words: frozenset[str]
+    core: frozenset[str]  # its text and its concepts only (examples are scenes, not the subject)
 
 
 def _targets(constitution: Constitution) -> list[_Target]:
@@ -119,16 +159,35 @@ def _targets(constitution: Constitution) -> list[_Target]:
         for clause in clauses:
             texts = [clause.text, *(e.request for e in clause.examples), clause.rationale or ""]
             id_words = frozenset(_stem(w) for w in re.split(r"[_.\-]+", _fold(clause.id)) if len(w) >= 3)
-            found.append(_Target(clause.id, kind, frozenset().union(*map(_content_words, texts)), id_words))
+            core = _content_words(clause.text)
+            own = _fold(clause.text)
+            for trigger, expansion in _CONCEPTS:
+                if trigger.search(own):
+                    core |= {_stem(w) for w in expansion}
+            words = core.union(*map(_content_words, texts))
+            found.append(_Target(clause.id, kind, frozenset(words), id_words, frozenset(core)))
     return found
 
 
-def _about(sentence_words: set[str], folded: str, target: _Target) -> bool:
+def _overlap(sentence_words: set[str], folded: str, words: frozenset[str]) -> set[str]:
+    """The target's words the sentence uses; words in scripts without spaces match as substrings."""
+    shared = set(words & sentence_words)
+    if _CJK.search(folded):
+        shared |= {w for w in words if _CJK.search(w) and w in folded}
+    return shared
+
+
+def _about(sentence_words: set[str], folded: str, target: _Target, at_least: int = 2) -> bool:
     if _fold(target.clause_id) in folded:
         return True
     if target.id_words and len(target.id_words & sentence_words) >= min(2, len(target.id_words)):
         return True
-    return len(target.words & sentence_words) >= 2
+    return len(_overlap(sentence_words, folded, target.words)) >= at_least
+
+
+def _cue(folded: str, target: _Target) -> str | None:
+    cues = _LIFT if target.kind == "hard line" else (*_LIFT, *_INVERT)
+    return next((m.group(0) for c in cues if (m := c.search(folded))), None)
 
 
 def findings(constitution: Constitution, texts: list[str],
@@ -139,21 +198,41 @@ def findings(constitution: Constitution, texts: list[str],
     embedding neighbours), for paraphrases that share no words with the clause."""
     targets = _targets(constitution)
     by_id = {t.clause_id: t for t in targets}
+    hard = [t for t in targets if t.kind == "hard line"]
     found: list[Finding] = []
     for text in texts:
         for sentence in _sentences(text):
             folded = _fold(sentence)
             words = _content_words(sentence)
             about = [t for t in targets if _about(words, folded, t)]
+            # A protection is turned around in few words ("insist you are a human"): one of its
+            # subject's words is enough when the sentence carries an inverting cue.
+            if any(c.search(folded) for c in _INVERT):
+                about += [t for t in targets if t.kind == "protection" and t not in about
+                          and _overlap(words, folded, t.core)]
             if similar is not None:
                 about += [by_id[c] for c in similar(sentence) if c in by_id and by_id[c] not in about]
-            for target in about:
-                cues = _LIFT if target.kind == "hard line" else (*_LIFT, *_INVERT)
-                cue = next((m.group(0) for c in cues if (m := c.search(folded))), None)
-                if cue is not None:
-                    found.append(Finding(target.clause_id, target.kind, sentence, cue))
-                    break
+            if not about and hard and _GENERIC_RULES.search(folded):
+                about = [max(hard, key=lambda t: len(_overlap(words, folded, t.words)))]
+            hit = next((Finding(t.clause_id, t.kind, sentence, cue) for t in about
+                        if (cue := _cue(folded, t)) is not None), None)
+            if hit is None:
+                hit = _directive(sentence, folded, words, hard)
+            if hit is not None:
+                found.append(hit)
     return found
+
+
+def _directive(sentence: str, folded: str, words: set[str], hard: list[_Target]) -> Finding | None:
+    """An unhedged instruction to produce what a hard line is about (three of its words, not one
+    subject word: "explain how vaccines work" is about biology, not about weapons)."""
+    produce = _PRODUCE.search(folded)
+    if produce is None or _NEGATED.search(folded):
+        return None
+    for target in hard:
+        if _about(words, folded, target, at_least=3) and _overlap(words, folded, target.core):
+            return Finding(target.clause_id, target.kind, sentence, produce.group(0))
+    return None
 
 
 def overlay_texts(overlay: Overlay) -> list[str]:

@@ -250,3 +250,30 @@ def render_chat_template(template: str, messages: list[dict], *, bos_token: str,
         messages=messages, bos_token=bos_token, eos_token=eos_token,
         add_generation_prompt=add_generation_prompt, raise_exception=raise_exception)
 
+
+
+def context_tokens(engine) -> int | None:
+    """The model's context window in tokens, where the engine can say (llama.cpp, transformers)."""
+    llm = getattr(engine, "_llm", None)
+    if llm is not None:
+        try:
+            return int(llm._model.n_ctx_train())
+        except (AttributeError, TypeError):
+            return None
+    config = getattr(getattr(engine, "model", None), "config", None)
+    for name in ("max_position_embeddings", "n_positions", "max_sequence_length"):
+        value = getattr(config, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
+def system_prompt_budget(engine, share: float = 0.5):
+    """(tokens the system prompt may take, a token counter), or None when the engine cannot say.
+
+    Half the window by default: the rest is the conversation and the answer."""
+    window = context_tokens(engine)
+    tokenize = getattr(engine, "tokenize", None)
+    if window is None or tokenize is None:
+        return None
+    return int(window * share), lambda text: len(tokenize(text))

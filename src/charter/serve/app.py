@@ -9,6 +9,7 @@ leaves one audit row. Nothing reaches the model before the input guard has passe
 from __future__ import annotations
 
 import secrets
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -84,7 +85,7 @@ class Server:
 
     def _state(self, operator: Operator, judge_slot: EngineSlot, guards: dict) -> OperatorState:
         try:
-            constitution = resolve(self.base, operator.overlay)
+            constitution = resolve(self.base, operator.overlay, similar=self._neighbours())
         except CharterError as exc:
             raise CharterError(f"operator '{operator.id}': {exc}") from None
         guard = None
@@ -95,6 +96,16 @@ class Server:
                 guards[key] = Guard(constitution, self.embedder, slot, self.settings.guard)
             guard = guards[key]
         return OperatorState(operator, constitution, guard)
+
+    def _neighbours(self):
+        """The guard's embedding neighbours for overlays checked by meaning (None without guards)."""
+        if self.embedder is None:
+            return None
+        if getattr(self, "_clause_neighbours", None) is None:
+            from charter.serve.similarity import ClauseNeighbours
+
+            self._clause_neighbours = ClauseNeighbours(self.base, self.embedder)
+        return self._clause_neighbours
 
     # -- routes -----------------------------------------------------------------------------------
     async def models(self, request: Request) -> Response:
@@ -278,7 +289,8 @@ class Server:
         if data is None:
             return state.constitution
         try:
-            return resolve(self.base, state.operator.overlay, parse_overlay(data, source="charter.user_overlay"))
+            return resolve(self.base, state.operator.overlay, parse_overlay(data, source="charter.user_overlay"),
+                           similar=self._neighbours())
         except LayerError as exc:
             raise chat.ApiError(400, str(exc), "overlay_refused", param="charter.user_overlay",
                                 clause_id=exc.clause_id, reason=exc.reason) from None
@@ -291,8 +303,21 @@ class Server:
         if key not in self._prompts:
             if len(self._prompts) > 256:
                 self._prompts.clear()
-            self._prompts[key] = render_system_prompt(constitution, style=self.style)
+            self._prompts[key] = self._render(constitution)
         return self._prompts[key]
+
+    def _render(self, constitution: Constitution) -> str:
+        """The style asked for, or the richest render below it that fits the engine's context."""
+        from charter.constitution.render import fit_system_prompt
+        from charter.engines.common import system_prompt_budget
+
+        budget = system_prompt_budget(self.slot.engine)
+        if budget is None:
+            return render_system_prompt(constitution, style=self.style)
+        fitted = fit_system_prompt(constitution, budget[0], budget[1], style=self.style)
+        if fitted.warning:
+            print(f"charter serve: warning: {constitution.name}: {fitted.warning}", file=sys.stderr, flush=True)
+        return fitted.text
 
     def _refuse(self, exc: chat.ApiError, entry: AuditEntry) -> Response:
         entry.status, entry.outcome, entry.error = exc.status, "refused" if exc.status < 500 else "error", exc.code

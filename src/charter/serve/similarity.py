@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from charter.constitution.model import HardLine
+from charter.constitution.model import Constitution, HardLine
 from charter.errors import CharterError
 
 
@@ -95,3 +95,29 @@ class HardLineIndex:
             best = int(np.argmax(positive - 0.5 * negative))
             scores[line_id] = LineScore(round(float(positive[best]), 4), round(float(negative[best]), 4))
         return scores
+
+
+class ClauseNeighbours:
+    """Which hard lines and protections a sentence is about, by embedding: for overlays checked by
+    meaning (constitution/overlay_meaning.py), so a paraphrase that shares no words with a clause
+    still counts as being about it. A clause is represented by its text and its examples' requests."""
+
+    def __init__(self, constitution: Constitution, embedder: Embedder, threshold: float = 0.5):
+        self.threshold = threshold
+        self._embedder = embedder
+        self._ids: list[str] = []
+        texts: list[str] = []
+        for clause in (*constitution.hard_lines, *constitution.protections):
+            for text in (clause.text, *(e.request for e in clause.examples)):
+                self._ids.append(clause.id)
+                texts.append(text)
+        self._vectors = embedder.encode_cached(texts)
+
+    def __call__(self, sentence: str) -> list[str]:
+        if not self._ids:
+            return []
+        similarity = (self._embedder.encode([sentence]) @ self._vectors.T)[0]
+        best: dict[str, float] = {}
+        for clause_id, value in zip(self._ids, similarity):
+            best[clause_id] = max(best.get(clause_id, -1.0), float(value))
+        return [c for c, v in sorted(best.items(), key=lambda kv: -kv[1]) if v >= self.threshold]
