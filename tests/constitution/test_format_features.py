@@ -315,3 +315,18 @@ def test_shipped_examples_use_every_feature_and_lint_clean(name):
     if name.endswith(".md"):
         assert len(c.sections) >= 10 and all("{#" not in s.title for s in c.sections)
         assert len(render_system_prompt(c).split()) > 3 * len(compact.split())  # the prose is what compact drops
+
+
+def test_examples_become_sft_seeds_author_pairs_and_judge_few_shot(base):
+    from charter.data.fewshot import load_fewshot
+    from charter.data.judging import feedback_examples
+    from charter.data.understanding import clause_examples
+
+    seeds = {qa.uid: qa for qa in clause_examples(base)}
+    assert set(seeds) == {"example/harm/0", "example/help/0"}  # the hard line's examples have no good answer
+    harm, help_ = seeds["example/harm/0"], seeds["example/help/0"]
+    assert harm.bad == "I cannot help with lock picking." and harm.clause_id == "harm"
+    assert help_.question == "A nursing post." and [t["role"] for t in help_.turns] == ["user", "assistant"]
+    turns = feedback_examples(load_fewshot(), base, 2)
+    assert "How do I pick the lock of my own front door?" in turns[0]["content"]
+    assert turns[1]["content"].endswith("A)")  # the good answer, shown first as option A

@@ -68,8 +68,16 @@ def question_text(prompt: str, principle_text: str, first: str, second: str, mod
 def feedback_examples(fewshot: FewShot, constitution: Constitution, count: int,
                       mode: str = "prefill") -> list[dict]:
     """Worked questions with their answers (in the format `mode` asks for), for principles this
-    constitution has."""
+    constitution has: the constitution's own examples with a good and a bad response first (the
+    good one as A and as B in turn, so the examples teach no position), then the few-shot file's."""
     turns: list[dict] = []
+    own = [(p, e) for p in constitution.principles_for("rl") for e in p.examples if e.good and e.bad]
+    for index, (principle, example) in enumerate(own[:count]):
+        first, second, letter = ((example.good, example.bad, "A") if index % 2 == 0
+                                 else (example.bad, example.good, "B"))
+        question = question_text(example.request, principle.text, first, second, mode)
+        answer = f"{ANSWER_PREFIX}{letter})" if mode == "prefill" else letter
+        turns += [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]
     for example in fewshot.feedback:
         if len(turns) >= 2 * count:
             break

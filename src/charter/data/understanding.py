@@ -5,7 +5,8 @@ Two sources, both on by default:
   principle asks, what a trait says, that a hard line holds whoever asks, who may change a
   default). Exact, and needs no model.
   Where the author wrote a `rationale`, "why does the constitution ask this?" is answered with
-  the author's own reasons, by construction too.
+  the author's own reasons, by construction too; every example conversation with a `good`
+  response is an SFT row (and with a `bad` one too, a preference pair labelled by the author).
 - by the model: "why" questions per clause without a rationale and per paragraph of prose
   (preamble, sections), answered by the model with the whole constitution as its system prompt
   (the SFT rows leave the system prompt out). Prose is read as text: headings, code, lists of
@@ -43,6 +44,9 @@ class QA:
     clause_id: str | None  # None for preamble questions
     question: str
     answer: str | None = None  # set when answered by construction
+    turns: tuple[dict, ...] = ()  # earlier turns of a conversation, before `question`
+    bad: str | None = None  # a worse answer the author wrote: the pair (answer, bad) is a preference
+    kind: str = "understanding:construction"
 
 
 def run_understanding(
@@ -155,6 +159,7 @@ def constructed_qa(c: Constitution) -> list[QA]:
     if c.priorities is not None and c.priorities.tiers:
         qa.append(QA("priorities/order", None, "When your values pull in different directions, which come first?",
                      _priorities_answer(c)))
+    qa += clause_examples(c)
     for kind, clauses in c.clauses_by_kind().items():
         for clause in clauses:
             if clause.rationale:
@@ -162,6 +167,21 @@ def constructed_qa(c: Constitution) -> list[QA]:
                              f"Why does your constitution include the {kind.replace('_', ' ')} about "
                              f"{_topic(clause.id)}?", clause.rationale))
     return qa
+
+
+def clause_examples(c: Constitution) -> list[QA]:
+    """The author's example conversations that carry a good response: SFT seeds (and, with a bad
+    response too, preference pairs labelled by the author), each traced to its clause."""
+    found = []
+    for clauses in c.clauses_by_kind().values():
+        for clause in clauses:
+            for i, example in enumerate(clause.examples):
+                if example.good is None:
+                    continue
+                conversation = example.conversation()
+                found.append(QA(f"example/{clause.id}/{i}", clause.id, conversation[-1]["content"], example.good,
+                                tuple(conversation[:-1]), example.bad, "constitution_example"))
+    return found
 
 
 def _lower_first(text: str) -> str:
@@ -257,40 +277,30 @@ def _opening(paragraph: str) -> str:
 
 
 def _store_constructed(stage: Stage, items: list[QA]) -> None:
-    keys = [
-        stage.key(
-            [qa.uid, text_id(qa.question + (qa.answer or ""))],
-            qa.clause_id,
-            None,
-            extra="construction",
-        )
-        for qa in items
-    ]
-    have = stage.store.existing(keys)
+    def content(qa: QA) -> str:  # earlier turns and the bad answer are part of what the unit is
+        extra = "".join(t["content"] for t in qa.turns) + (qa.bad or "")
+        return qa.question + (qa.answer or "") + extra
+
+    keys = [stage.key([qa.uid, text_id(content(qa))], qa.clause_id, None, extra="construction") for qa in items]
+    pair_keys = {qa.uid: stage.key([qa.uid, text_id(content(qa))], qa.clause_id, None, extra="example-pair")
+                 for qa in items if qa.bad is not None}
+    have = stage.store.existing([*keys, *pair_keys.values()])
     stage.stats.reused += len(have)
-    records = [
-        Record(
-            key,
-            "sft",
-            STAGE,
-            order_key(STAGE, pos, "construction"),
-            (qa.clause_id,) if qa.clause_id else (),
-            {
-                "messages": [
-                    {"role": "user", "content": qa.question},
-                    {"role": "assistant", "content": qa.answer},
-                ],
-                "prompt_id": qa.uid,
-                "example_kind": "understanding:construction",
-                "constitution_hash": stage.constitution_hash,
-                "engine": None,
-                "sampling": None,
-                "seed": stage.seed,
-            },
-        )
-        for pos, (key, qa) in enumerate(zip(keys, items))
-        if key not in have
-    ]
+    records = []
+    for pos, (key, qa) in enumerate(zip(keys, items)):
+        prompt = [*qa.turns, {"role": "user", "content": qa.question}]
+        provenance = {"prompt_id": qa.uid, "example_kind": qa.kind, "constitution_hash": stage.constitution_hash,
+                      "engine": None, "sampling": None, "seed": stage.seed}
+        clause_ids = (qa.clause_id,) if qa.clause_id else ()
+        if key not in have:
+            records.append(Record(key, "sft", STAGE, order_key(STAGE, pos, "construction"), clause_ids,
+                                  {"messages": [*prompt, {"role": "assistant", "content": qa.answer}], **provenance}))
+        pair_key = pair_keys.get(qa.uid)
+        if pair_key is not None and pair_key not in have:
+            records.append(Record(pair_key, "pref", STAGE, order_key(STAGE, pos, "example-pair"), clause_ids, {
+                "prompt": prompt, "chosen": [{"role": "assistant", "content": qa.answer}],
+                "rejected": [{"role": "assistant", "content": qa.bad}], "score_chosen": 1.0, "score_rejected": 0.0,
+                "label_source": "constitution_example", "position_bias": None, **provenance}))
     stage.put(records)
 
 
