@@ -38,6 +38,21 @@ def load_constitution_or_example(path: Path | str | None):
     return load_constitution(path or example_constitution_path())
 
 
+def warn_if_prompt_too_long(constitution, engine) -> None:
+    """Say so (with the numbers) when even the compact system prompt leaves an engine little room:
+    stages that put the constitution in context would otherwise fail or truncate quietly."""
+    import sys
+
+    from charter.constitution.render import fit_system_prompt
+    from charter.engines.common import system_prompt_budget
+
+    budget = system_prompt_budget(engine)
+    if budget is not None:
+        fitted = fit_system_prompt(constitution, budget[0], budget[1], style="compact")
+        if fitted.warning:
+            print(f"warning: engine '{engine.name}': {fitted.warning}", file=sys.stderr, flush=True)
+
+
 @contextmanager
 def open_session(constitution: Path | str | None, engines: dict[str, str | None], out: Path | None = None, *,
                  new_run: bool = False, stage: str | None = None, params: dict | None = None,
@@ -63,6 +78,8 @@ def open_session(constitution: Path | str | None, engines: dict[str, str | None]
                 made[spec] = make_engine(spec)
             by_role[role] = made[spec]
         others.extend(make_engine(spec) for spec in extra_engines)
+        for engine in dict.fromkeys(by_role.values()):
+            warn_if_prompt_too_long(loaded, engine)
         store = None
         if out is not None:
             store = open_run(out, new_run=new_run, constitution_hash=loaded.content_hash(),

@@ -330,3 +330,31 @@ def test_examples_become_sft_seeds_author_pairs_and_judge_few_shot(base):
     turns = feedback_examples(load_fewshot(), base, 2)
     assert "How do I pick the lock of my own front door?" in turns[0]["content"]
     assert turns[1]["content"].endswith("A)")  # the good answer, shown first as option A
+
+
+def test_a_prompt_too_long_for_the_engine_is_announced_with_numbers(base, capsys):
+    from types import SimpleNamespace
+
+    from charter.session import warn_if_prompt_too_long
+
+    small = SimpleNamespace(name="hf:tiny", tokenize=lambda text: text.split(),
+                            model=SimpleNamespace(config=SimpleNamespace(max_position_embeddings=64)))
+    warn_if_prompt_too_long(base, small)
+    err = capsys.readouterr().err
+    assert "engine 'hf:tiny'" in err and "over the 32 this engine's context leaves" in err
+    roomy = SimpleNamespace(name="hf:big", tokenize=small.tokenize,
+                            model=SimpleNamespace(config=SimpleNamespace(max_position_embeddings=32768)))
+    warn_if_prompt_too_long(base, roomy)
+    assert capsys.readouterr().err == ""
+
+
+def test_eval_rates_by_priority_tier(base):
+    from charter.evals.result import Finding, Metric, SuiteResult
+
+    findings = [Finding("adherence", f"i{n}", clause, [clause], "p", "a", {}, scores={"score": value})
+                for n, (clause, value) in enumerate([("harm", 1.0), ("harm", 0.0), ("help", 1.0)])]
+    result = SuiteResult("adherence", {"name": "x"}, None, {"score": Metric("score", "mean")}, findings)
+    tiers = result.by_tier(base)
+    assert list(tiers["score"]) == ["safe", "helpful"]
+    assert tiers["score"]["safe"]["value"] == 0.5 and tiers["score"]["helpful"]["value"] == 1.0
+    assert result.by_tier(base.model_copy(update={"priorities": None})) == {}

@@ -91,6 +91,24 @@ class SuiteResult:
             for name in self.metrics
         }
 
+    def by_tier(self, constitution) -> dict[str, dict[str, dict]]:
+        """metric -> priority tier id -> estimate over the findings of that tier's principles
+        (highest tier first); {} when the constitution has no priorities."""
+        priorities = getattr(constitution, "priorities", None)
+        if priorities is None or not priorities.tiers:
+            return {}
+        table: dict[str, dict[str, dict]] = {}
+        for name in self.metrics:
+            rows = {}
+            for tier in priorities.tiers:
+                vals = [f.scores[name] for f in self.findings if name in f.scores
+                        and set(f.clause_ids) & set(tier.principles) and f.scores[name] is not None]
+                if vals:
+                    rows[tier.id] = mean_ci(vals, seed=self.seed).as_dict()
+            if rows:
+                table[name] = rows
+        return table
+
     def trusted(self, metric: str) -> bool:
         return not self.metrics[metric].judged or bool(self.judge_trusted)
 

@@ -75,6 +75,9 @@ def run_suite(
     )
     note_skipped(result, skipped)
     suite.finish(ctx, result)
+    tiers = result.by_tier(constitution)
+    if tiers:
+        result.extra["by_tier"] = tiers
     if ctx.judge is not None:
         if checks is None:
 
