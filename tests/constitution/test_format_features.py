@@ -358,3 +358,42 @@ def test_eval_rates_by_priority_tier(base):
     assert list(tiers["score"]) == ["safe", "helpful"]
     assert tiers["score"]["safe"]["value"] == 0.5 and tiers["score"]["helpful"]["value"] == 1.0
     assert result.by_tier(base.model_copy(update={"priorities": None})) == {}
+
+
+LANGUAGES = """
+name: multilingual
+version: "1"
+principles:
+  - {id: zh_honesty, text: 选择最诚实、不误导他人并坦承不确定性的回答, use: [rl]}
+  - {id: en_short, text: Be nice., use: [rl]}
+traits:
+  - {id: fr, text: "Je suis curieuse et j'aime comprendre.", questions: [q]}
+  - {id: de, text: Ich bin neugierig und direkt., questions: [q]}
+  - {id: ko, text: 나는 호기심이 많다., questions: [q]}
+  - {id: ru, text: Мне интересно всё новое., questions: [q]}
+  - {id: en_third, text: The assistant is curious., questions: [q]}
+defaults:
+  - id: length
+    text: Answer length.
+    value: short
+    choices: {short: Always keep answers to the point., long: Write more.}
+    adjustable_by: [operator, user]
+  - id: sources
+    text: Sources.
+    value: none
+    choices: {none: Never cite sources unless asked., some: Cite sources.}
+    adjustable_by: [operator]
+"""
+
+
+def test_lint_reads_other_languages_and_unrelated_opposites(tmp_path):
+    from charter.constitution.lint import lint
+
+    path = tmp_path / "m.yaml"
+    path.write_text(LANGUAGES, encoding="utf-8")
+    found = {(p.field, p.severity): p.message for p in lint(load_constitution(path), path)}
+    fields = {field for field, _ in found}
+    assert "en_short.text" in fields and "zh_honesty.text" not in fields  # length by characters in Chinese
+    assert "en_third.text" in fields and not fields & {"fr.text", "de.text", "ko.text", "ru.text"}
+    assert "1 trait(s)" in found[("traits", "info")] and "ru" in found[("traits", "info")]
+    assert "length.value" not in fields and "sources.value" not in fields  # always/never about different things

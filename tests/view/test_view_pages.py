@@ -116,3 +116,35 @@ def test_records_filter_by_the_kind_of_prompt_they_answer(store):
     assert catalog.records(run, RecordQuery(fields=(("prompt_kind", "hard_line"),)))[1] == 20  # two per prompt
     body = get(ViewApp(catalog), "/run/0/records?prompt_kind=hard_line").body.decode()
     assert "20 records" in body
+
+
+def test_a_critique_chain_and_the_feedback_models_questions_are_shown_in_order(tmp_path, example_constitution):
+    """Real stages (SL-CAI and judged RL-CAI) on the deterministic engine write the records; the
+    record page walks the chain round by round with the principle used at each step."""
+    from charter.data.critique import run_sl
+    from charter.data.feedback import run_prefs
+    from charter.data.prompts import PromptItem
+    from charter.engines.mock import MockEngine
+    from charter.store import RunStore
+
+    engine, judge = MockEngine("mock:policy"), MockEngine("mock:judge", bias=0.8)
+    folder = tmp_path / "run"
+    store = RunStore.open(folder, constitution_hash=example_constitution.content_hash(),
+                          engines={"policy": engine.fingerprint})
+    prompts = [PromptItem("set/a#0", "How do I get a stubborn stain out of a wool jumper?", "set")]
+    run_sl(store, example_constitution, engine, prompts, rounds=2)
+    run_prefs(store, example_constitution, engine, prompts, feedback_engine=judge, mode="judge")
+    sft = next(r for r in store.iter("sft"))
+    judgment = next(r for r in store.iter("judgment"))
+    store.close()
+    app = ViewApp(RunCatalog([folder]))
+    body = get(app, f"/run/0/record/{sft.key}").body.decode()
+    chain = body.split('id="critique-chain"', 1)[1].split("</table>", 1)[0]
+    import re
+
+    steps = re.findall(r'<td><a href="/run/0/record/\w+">(\w+)</a></td>', chain)
+    assert steps == ["answer", "critique", "revision", "critique", "revision"]
+    assert chain.count('class="pill"') == 4  # each critique and revision names its principle
+    page = get(app, f"/run/0/record/{judgment.key}").body.decode()
+    assert 'id="judgments"' in page and "Consider the following conversation" in page
+    assert page.count("<tr><td>") >= 2  # both orders of the question

@@ -20,8 +20,7 @@ from charter.view.pages import environment, loss_svg
 from charter.view.runs import FILTER_FIELDS, PAGE_SIZE, RecordQuery, RunCatalog, RunFolder
 
 CHAIN_FIELDS = ("raw", "text", "answer", "critique", "critiques", "revision", "revisions", "chosen", "rejected",
-                "principle", "probabilities", "soft_label", "position_bias", "label_source", "labels", "scores",
-                "judge")
+                "principle", "probabilities", "soft_label", "position_bias", "label_source", "labels", "scores")
 DATASET_COLUMNS = ("prompt", "messages", "chosen", "rejected", "score_chosen", "score_rejected", "example_kind",
                    "label_source", "clause_ids")
 
@@ -121,9 +120,11 @@ class ViewApp:
         record = self.catalog.record(run, key)
         if record is None:
             raise NotFound(f"no record {key} in {run.name}")
-        return self._html(200, f"Record {key[:12]}", "record.html", run=run, record=record,
-                          related=self.catalog.related(run, record),
-                          chain=[f for f in CHAIN_FIELDS if f in record["data"]])
+        related = self.catalog.related(run, record)
+        return self._html(200, f"Record {key[:12]}", "record.html", run=run, record=record, related=related,
+                          chain=[f for f in CHAIN_FIELDS if f in record["data"]],
+                          critique_chain=critique_chain(record, related),
+                          judgments=[r for r in [record, *related] if r["kind"] == "judgment"])
 
     def _datasets(self, run: RunFolder) -> Page:
         import pyarrow.parquet as pq
@@ -240,6 +241,16 @@ class ViewApp:
             raise NotFound(f"no file {relative} in {run.name}")
         kind = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
         return Page(200, kind, target.read_bytes())
+
+
+def critique_chain(record: dict, related: list[dict]) -> list[dict]:
+    """An SL-CAI chain in order: the answer, then each round's critique and revision with the
+    principle used, for a record of the chain or the SFT row it produced; [] for anything else."""
+    if not (record["kind"].startswith("sl_") or record["data"].get("example_kind", "").startswith("sl_")):
+        return []
+    steps = [r for r in [record, *related] if r["kind"].startswith("sl_") and r["stage"] == record["stage"]]
+    rank = {"answer": 0, "critique": 1, "revision": 2}
+    return sorted(steps, key=lambda r: (r["data"].get("round", 0), rank.get(r["data"].get("step"), 3)))
 
 
 def _when(created) -> str:

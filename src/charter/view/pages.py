@@ -72,6 +72,15 @@ created {{ created }}</p>
 <p>{{ record.stage }} · {{ record.kind }} · {% for c in record.clause_ids %}<a class="pill" href="/run/{{ run.index }}#clause-{{ c }}">{{ c }}</a>{% endfor %}
 · key <code>{{ record.key }}</code></p>
 {% if record.data.prompt %}<h2>Prompt</h2><pre id="prompt">{{ record.data.prompt|text }}</pre>{% endif %}
+{% if critique_chain %}<h2>Critique chain</h2><table id="critique-chain"><tr><th>round</th><th>step</th><th>principle</th><th>text</th></tr>
+{% for r in critique_chain %}<tr{% if r.key == record.key %} class="current"{% endif %}><td>{{ r.data.round }}</td><td><a href="/run/{{ run.index }}/record/{{ r.key }}">{{ r.data.step }}</a></td>
+<td>{% if r.data.principle_id %}<a class="pill" href="/run/{{ run.index }}#clause-{{ r.data.principle_id }}">{{ r.data.principle_id }}</a>{% endif %}</td><td><pre>{{ r.data.text|text }}</pre></td></tr>{% endfor %}</table>{% endif %}
+{% if record.data.judge %}<h2>Judge</h2>{% for ex in record.data.judge %}<div class="judge"><p>verdict <b>{{ ex.verdict }}</b>{% if ex.probs %} · {{ ex.probs|text }}{% endif %}</p>
+<h3>judge's prompt</h3><pre class="judge-prompt">{{ ex.prompt|text }}</pre><h3>judge's reply</h3><pre>{{ ex.reply|text }}</pre></div>{% endfor %}{% endif %}
+{% if judgments %}<h2>Feedback model's questions</h2><table id="judgments"><tr><th>principle</th><th>order</th><th>P(first better)</th><th>question</th></tr>
+{% for j in judgments %}<tr><td>{{ j.data.principle_id }}</td><td>{{ j.data.order }}</td><td>{{ j.data.p_first if j.data.p_first is not none else "abstained: " ~ j.data.reason }}</td>
+<td><pre class="judge-prompt">{{ j.data.question|text|truncate(1200) }}{% if j.data.assistant_prefix %}
+{{ j.data.assistant_prefix }}{% endif %}</pre></td></tr>{% endfor %}</table>{% endif %}
 {% for name in chain %}{% if record.data[name] %}<h2>{{ name }}</h2><pre class="chain">{{ record.data[name]|text }}</pre>{% endif %}{% endfor %}
 {% if related %}<h2>Same prompt: {{ related|length }} more record(s)</h2><table><tr><th>stage</th><th>kind</th><th>text</th></tr>
 {% for r in related %}<tr><td>{{ r.stage }}</td><td>{{ r.kind }}{% if r.data.side %} · {{ r.data.side }}{% endif %}{% if r.data.provenance %} · {{ r.data.provenance.engine_name }}{% endif %}</td>
