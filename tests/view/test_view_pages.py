@@ -148,3 +148,21 @@ def test_a_critique_chain_and_the_feedback_models_questions_are_shown_in_order(t
     page = get(app, f"/run/0/record/{judgment.key}").body.decode()
     assert 'id="judgments"' in page and "Consider the following conversation" in page
     assert page.count("<tr><td>") >= 2  # both orders of the question
+
+
+def test_a_run_still_being_written_shows_its_new_records(tmp_path):
+    from charter.store import Record, RunStore
+
+    writer = RunStore.open(tmp_path / "live", constitution_hash="live0000live0000")
+    try:
+        writer.put_many([Record("a0", "sft", "distill", "distill/0", ("honesty",), {"text": "first words"})])
+        catalog = RunCatalog([tmp_path / "live"])
+        run = catalog.runs[0]
+        assert run.live and catalog.stage_counts(run) == [("distill", "sft", 1)]
+        writer.put_many([Record(f"b{i}", "sft", "distill", f"distill/{i + 1}", ("privacy",),
+                                {"text": f"later words {i}"}) for i in range(3)])
+        assert catalog.stage_counts(run) == [("distill", "sft", 4)]
+        assert catalog.clause_counts(run) == {"honesty": 1, "privacy": 3}
+        assert catalog.records(run, RecordQuery(search="later"))[1] == 3
+    finally:
+        writer.close()

@@ -43,8 +43,11 @@ class RunFolder:
     manifest: dict
     schema: str  # the attached database's name in the shared connection
     filter_values: dict[str, list[str]] = field(default_factory=dict)
-    stages: list[tuple[str, str, int]] = field(default_factory=list)  # (stage, kind, records) at open
-    clauses: dict[str, int] = field(default_factory=dict)  # clause id: records, at open
+    stages: list[tuple[str, str, int]] = field(default_factory=list)  # (stage, kind, records)
+    clauses: dict[str, int] = field(default_factory=dict)  # clause id: records
+    live: bool = False  # a run still being written: counts and search follow it (RunCatalog.refresh)
+    seen: tuple = ()  # the -wal file's (size, mtime) when counted
+    indexed: int = 0  # the highest rowid in the search index
 
     @property
     def name(self) -> str:
@@ -87,7 +90,9 @@ class RunCatalog:
     def __init__(self, folders: list[Path]):
         if not folders:
             raise CharterError("give at least one run folder")
-        self.db = sqlite3.connect(":memory:", check_same_thread=False, uri=True)
+        # Autocommit: an open transaction (begun by the search index's INSERTs) would pin every read
+        # of a live run to the snapshot it began with.
+        self.db = sqlite3.connect(":memory:", check_same_thread=False, uri=True, isolation_level=None)
         self.lock = threading.Lock()  # one connection, many request threads
         self.runs: list[RunFolder] = []
         for index, folder in enumerate(folders):
@@ -117,12 +122,8 @@ class RunCatalog:
             self.db.execute(f"SELECT count(*) FROM {schema}.records").fetchone()
         except sqlite3.DatabaseError as exc:
             raise CharterError(f"{store}: not a readable run store ({exc})") from None
-        run = RunFolder(index, folder, manifest, schema)
-        # Counted once at open (a whole-table pass each): every page shows them.
-        run.stages = self.db.execute(f"SELECT stage, kind, count(*) FROM {schema}.records "
-                                     f"GROUP BY stage, kind ORDER BY stage, kind").fetchall()
-        run.clauses = dict(self.db.execute(f"SELECT j.value, count(*) FROM {schema}.records, "
-                                           f"json_each(records.clause_ids) AS j GROUP BY j.value").fetchall())
+        run = RunFolder(index, folder, manifest, schema, live=live)
+        self._count(run)
         for name, path in FILTER_PATHS.items():
             values = self.db.execute(
                 f"SELECT DISTINCT CAST(json_extract(data, '{path}') AS TEXT) AS v FROM {schema}.records "
@@ -131,6 +132,31 @@ class RunCatalog:
                 run.filter_values[name] = [str(v) for (v,) in values]
         self._load_prompt_kinds(run)
         return run
+
+    def _count(self, run: RunFolder) -> None:
+        # A whole-table pass each: done at open, and again only when a live run's WAL has grown.
+        run.seen = self._wal_state(run)
+        run.stages = self.db.execute(f"SELECT stage, kind, count(*) FROM {run.schema}.records "
+                                     f"GROUP BY stage, kind ORDER BY stage, kind").fetchall()
+        run.clauses = dict(self.db.execute(f"SELECT j.value, count(*) FROM {run.schema}.records, "
+                                           f"json_each(records.clause_ids) AS j GROUP BY j.value").fetchall())
+
+    @staticmethod
+    def _wal_state(run: RunFolder) -> tuple:
+        try:
+            stat = (run.folder / "records.sqlite-wal").stat()
+        except FileNotFoundError:
+            return ()
+        return stat.st_size, stat.st_mtime_ns
+
+    def refresh(self, run: RunFolder) -> None:
+        """For a run still being written: recount and index the records written since (cheap when
+        nothing changed: one stat of the -wal file)."""
+        if not run.live or self._wal_state(run) == run.seen:
+            return
+        with self.lock:
+            self._count(run)
+            self._index(run)
 
     def _load_prompt_kinds(self, run: RunFolder) -> None:
         """The kind of each prompt (its `kind`, else its `source`: red_team, hard_line, ...) from the
@@ -156,11 +182,16 @@ class RunCatalog:
 
     def _build_search(self) -> None:
         """One FTS5 table over every run's record texts, built in memory at start-up."""
-        texts = " || ' ' || ".join(f"coalesce(json_extract(data, '$.{f}'), '')" for f in TEXT_FIELDS)
         self.db.execute("CREATE VIRTUAL TABLE search USING fts5(run UNINDEXED, key UNINDEXED, body)")
         for run in self.runs:
-            self.db.execute(f"INSERT INTO search(run, key, body) SELECT ?, key, {texts} FROM {run.schema}.records",
-                            (run.index,))
+            self._index(run)
+
+    def _index(self, run: RunFolder) -> None:
+        texts = " || ' ' || ".join(f"coalesce(json_extract(data, '$.{f}'), '')" for f in TEXT_FIELDS)
+        top = self.db.execute(f"SELECT coalesce(max(rowid), 0) FROM {run.schema}.records").fetchone()[0]
+        self.db.execute(f"INSERT INTO search(run, key, body) SELECT ?, key, {texts} FROM {run.schema}.records "
+                        f"WHERE rowid > ? AND rowid <= ?", (run.index, run.indexed, top))
+        run.indexed = top
 
     def run(self, index: int) -> RunFolder:
         if not 0 <= index < len(self.runs):
@@ -170,14 +201,18 @@ class RunCatalog:
     # -- records ---------------------------------------------------------------------------
 
     def stage_counts(self, run: RunFolder) -> list[tuple[str, str, int]]:
-        """(stage, kind, records) as counted when the viewer opened the run."""
+        """(stage, kind, records), as of now for a live run."""
+        self.refresh(run)
         return run.stages
 
     def clause_counts(self, run: RunFolder) -> dict[str, int]:
+        self.refresh(run)
         return run.clauses
 
     def records(self, run: RunFolder, query: RecordQuery) -> tuple[list[dict], int]:
         """One page of records (newest work last, in the order they were written) and the total."""
+        if query.search:
+            self.refresh(run)  # records written since the viewer opened are searchable too
         where, args = self._where(run, query)
         offset = (max(query.page, 1) - 1) * PAGE_SIZE
         with self.lock:
