@@ -92,3 +92,11 @@ def page(browser, tmp_path):
     tab = context.new_page()
     yield tab
     context.close()
+
+
+@pytest.fixture(scope="session")
+def sl_run(tmp_path_factory):
+    """A small real SL-CAI run of the embedded model: one prompt, two rounds of critique and revision."""
+    folder = tmp_path_factory.mktemp("view-sl") / "sl"
+    charter("generate", "sl", "--out", str(folder), "--limit", "1", "--rounds", "2", "--max-tokens", "32")
+    return folder

@@ -144,3 +144,32 @@ def test_a_script_in_a_record_never_runs(browser, tmp_path):
         tab.close()
     finally:
         server.shutdown()
+
+
+def test_a_critique_chain_reads_round_by_round(browser, sl_run, tmp_path):
+    from charter.view.app import ViewApp, serve_in_thread
+    from charter.view.runs import RunCatalog
+
+    catalog = RunCatalog([sl_run])
+    server, url = serve_in_thread(ViewApp(catalog))
+    context = browser.new_context()
+    page = context.new_page()
+    try:
+        page.goto(url + "/run/0/records?kind=sft")
+        assert page.inner_text("#count").startswith("1 records")
+        page.locator("table a").first.click()
+        rows = page.locator("#critique-chain tr").all_inner_texts()[1:]
+        assert [row.split("\t")[1] for row in rows] == ["answer", "critique", "revision", "critique", "revision"]
+        principles = [row.split("\t")[2] for row in rows]
+        assert principles[0] == "" and all(principles[1:])  # every critique and revision names its principle
+        with sqlite3.connect(f"file:{sl_run / 'records.sqlite'}?mode=ro", uri=True) as db:
+            final = db.execute("SELECT json_extract(data, '$.text') FROM records WHERE kind = 'sl_revision' "
+                               "ORDER BY json_extract(data, '$.round') DESC LIMIT 1").fetchone()[0]
+        assert final.strip()[:40] in page.inner_text("#critique-chain")
+        shot(page, tmp_path, "critique-chain")
+        page.locator("#critique-chain a:has-text('critique')").first.click()  # one step of the chain
+        assert "sl_critique" in page.inner_text("main") and page.locator("#critique-chain tr.current").count() == 1
+    finally:
+        context.close()
+        server.shutdown()
+        catalog.close()
