@@ -48,6 +48,7 @@ class RunFolder:
     live: bool = False  # a run still being written: counts and search follow it (RunCatalog.refresh)
     seen: tuple = ()  # the -wal file's (size, mtime) when counted
     indexed: int = 0  # the highest rowid in the search index
+    searchable: bool = False  # indexed for full-text search (on the first search, not at open)
 
     @property
     def name(self) -> str:
@@ -156,7 +157,8 @@ class RunCatalog:
             return
         with self.lock:
             self._count(run)
-            self._index(run)
+            if run.searchable:
+                self._index(run)
 
     def _load_prompt_kinds(self, run: RunFolder) -> None:
         """The kind of each prompt (its `kind`, else its `source`: red_team, hard_line, ...) from the
@@ -181,10 +183,15 @@ class RunCatalog:
             run.filter_values["prompt_kind"] = kinds
 
     def _build_search(self) -> None:
-        """One FTS5 table over every run's record texts, built in memory at start-up."""
+        """One in-memory FTS5 table over every run's record texts, filled for a run on its first
+        search: indexing 100k records takes seconds, which opening and paging need not wait for."""
         self.db.execute("CREATE VIRTUAL TABLE search USING fts5(run UNINDEXED, key UNINDEXED, body)")
-        for run in self.runs:
-            self._index(run)
+
+    def _searchable(self, run: RunFolder) -> None:
+        with self.lock:
+            if not run.searchable:
+                self._index(run)
+                run.searchable = True
 
     def _index(self, run: RunFolder) -> None:
         texts = " || ' ' || ".join(f"coalesce(json_extract(data, '$.{f}'), '')" for f in TEXT_FIELDS)
@@ -212,6 +219,7 @@ class RunCatalog:
     def records(self, run: RunFolder, query: RecordQuery) -> tuple[list[dict], int]:
         """One page of records (newest work last, in the order they were written) and the total."""
         if query.search:
+            self._searchable(run)
             self.refresh(run)  # records written since the viewer opened are searchable too
         where, args = self._where(run, query)
         offset = (max(query.page, 1) - 1) * PAGE_SIZE
