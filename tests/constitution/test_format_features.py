@@ -397,3 +397,60 @@ def test_lint_reads_other_languages_and_unrelated_opposites(tmp_path):
     assert "en_third.text" in fields and not fields & {"fr.text", "de.text", "ko.text", "ru.text"}
     assert "1 trait(s)" in found[("traits", "info")] and "ru" in found[("traits", "info")]
     assert "length.value" not in fields and "sources.value" not in fields  # always/never about different things
+
+
+def test_review_findings_stay_fixed(tmp_path):
+    from charter.constitution.lint import lint
+    from charter.constitution.markdown import parse_sections
+    from charter.constitution.overlay_meaning import findings
+    from charter.data.understanding import prose_paragraphs
+
+    # a non-list section is a located error, not a crash
+    assert any("defaults: must be a list" in m for m in problems_of(tmp_path, 'name: x\nversion: "1"\ndefaults: 5\n'))
+    # a hard line's plain-string example dumps back exactly as written (its constitution's hash is unchanged)
+    path = tmp_path / "block.yaml"
+    path.write_text('name: x\nversion: "1"\nhard_lines:\n  - id: h\n    text: Never do h.\n    examples:\n'
+                    '      - |\n        a request on two\n        lines\n', encoding="utf-8")
+    assert load_constitution(path).model_dump(mode="json")["hard_lines"][0]["examples"] == ["a request on two\nlines\n"]
+    # renamed principals: a default naming no one is the operator's; lint finds the user by role
+    renamed = 'name: x\nversion: "1"\nprincipals: [lab, company, person]\ndefaults:\n' \
+              '  - {id: d, text: D., value: a, choices: {a: A., b: B.}}\n' \
+              '  - {id: e, text: E., value: a, choices: {a: A., b: B.}, adjustable_by: [person]}\n'
+    path.write_text(renamed, encoding="utf-8")
+    c = load_constitution(path)
+    assert c.defaults[0].adjustable_by == ("company",)
+    assert not any("no default is adjustable by users" in p.message for p in lint(c, path))
+    # roles out of order of trust, and empty value lists, are refused
+    assert any("in order of trust" in m for m in problems_of(
+        tmp_path, 'name: x\nversion: "1"\nprincipals: [{id: a}, {id: u, role: user}, {id: o, role: operator}]\n'))
+    assert any("empty list of values" in m for m in problems_of(tmp_path, BASE.replace("{user: [off]}", "{user: []}")))
+    # a fence closes only on its own kind; setext headings; written anchors are kept (two of one id refused)
+    pre, sections, lines, _ = parse_sections("x\n\n# A {#a}\n```\n~~~\n```\n# B\nb\n\nSub\n---\ns\n")
+    assert [s["id"] for s in sections] == ["a", "b", "sub"] and lines == [3, 7, 10]
+    md = tmp_path / "dup.md"
+    md.write_text('---\nversion: "1"\nname: n\n---\n## One {#dup}\ntext\n## Two {#dup}\ntext\n', encoding="utf-8")
+    with pytest.raises(ConstitutionError, match="used by two sections"):
+        load_constitution(md)
+    # prose in scripts without spaces is quizzed; snake_case is quoted as written
+    assert prose_paragraphs("我们希望助手诚实、有益，并且尊重用户的自主权。") != []
+    assert "user_name" in prose_paragraphs("The user_name field is *very* important for every single user.")[0]
+    # an id matches as a word, not inside one
+    with_ai = load_constitution(_write(tmp_path))
+    assert findings(with_ai, ["Never explain our refund details."]) == []
+
+
+def _write(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(BASE.replace("id: ai_disclosure", "id: ai"), encoding="utf-8")
+    return path
+
+
+def test_a_grant_only_ever_widens_what_users_had(base, tmp_path):
+    text = BASE.replace("adjustable_by: [operator, {user: [off]}]", "adjustable_by: [{operator: [on, off]}, {user: [off]}]")
+    path = tmp_path / "g.yaml"
+    path.write_text(text, encoding="utf-8")
+    c = load_constitution(path)
+    granted = resolve(c, overlay(tmp_path, "grant_users: {fiction: [on]}\n"))
+    assert next(d for d in granted.defaults if d.id == "fiction").allowed_values["user"] == ("off", "on")
+    free = resolve(base, overlay(tmp_path, "grant_users: {tone: [warm]}\n"))
+    assert "user" not in next(d for d in free.defaults if d.id == "tone").allowed_values  # still any value

@@ -66,3 +66,42 @@ def test_a_decisive_top_tier_decides_alone(open_store, example_constitution):
     assert store.count("judgment") == 2 * 2
     top = set(constitution.priorities.tiers[0].principles)
     assert all(set(r.clause_ids) <= top for r in store.iter("pref"))
+
+
+def _tiers(*labels):
+    from types import SimpleNamespace
+
+    def judged(tier, p_ab, p_ba):
+        return [SimpleNamespace(data={"principle_id": f"{tier}-p", "order": "ab", "p_first": p_ab}),
+                SimpleNamespace(data={"principle_id": f"{tier}-p", "order": "ba", "p_first": p_ba})]
+
+    return [(i, tier, judged(tier, *ps)) for i, (tier, ps) in enumerate(labels)]
+
+
+def _judging(mode: str, cot: bool = False):
+    from types import SimpleNamespace
+
+    from charter.data.feedback import _Judging
+
+    config = JudgeConfig(cot=cot)
+    fake = SimpleNamespace(config=config, stage=SimpleNamespace(constitution=SimpleNamespace(
+        priorities=SimpleNamespace(mode=mode))))
+    return lambda tiers: _Judging.tiered_label(fake, tiers, config.band if cot else None)
+
+
+def test_holistic_tempering_never_flips_the_deciding_tiers_side():
+    label, info = _judging("holistic")(_tiers(("safe", (0.41, 0.41)), ("helpful", (0.62, 0.62))))
+    assert info["decided_by_tier"] == "helpful" and label.p_first > 0.5
+    assert label.p_first == pytest.approx(0.5 + 0.12 * 0.5 / 1.5)
+
+
+def test_strict_without_a_decisive_tier_follows_the_highest_that_leans():
+    label, info = _judging("strict")(_tiers(("safe", (0.58, 0.58)), ("helpful", (0.45, 0.45))))
+    assert info["decided_by_tier"] is None and label.p_first == pytest.approx(0.58)
+    label, _ = _judging("strict")(_tiers(("safe", (0.5, 0.5)), ("helpful", (0.5, 0.5))))
+    assert label is None  # all ties: no label, never a guess
+
+
+def test_cot_tiers_decide_on_the_unclamped_label():
+    label, info = _judging("strict", cot=True)(_tiers(("safe", (0.95, 0.58)), ("helpful", (0.3, 0.3))))
+    assert info["decided_by_tier"] == "safe" and label.p_first == pytest.approx((0.6 + 0.58) / 2)

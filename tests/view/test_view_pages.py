@@ -150,9 +150,10 @@ def test_a_critique_chain_and_the_feedback_models_questions_are_shown_in_order(t
     assert page.count("<tr><td>") >= 2  # both orders of the question
 
 
-def test_a_run_still_being_written_shows_its_new_records(tmp_path):
+def test_a_run_still_being_written_shows_its_new_records(tmp_path, monkeypatch):
     from charter.store import Record, RunStore
 
+    monkeypatch.setattr(RunCatalog, "REFRESH_SECONDS", 0.0)
     writer = RunStore.open(tmp_path / "live", constitution_hash="live0000live0000")
     try:
         writer.put_many([Record("a0", "sft", "distill", "distill/0", ("honesty",), {"text": "first words"})])

@@ -192,9 +192,15 @@ def _set_user_permissions(current: Constitution, operator: Overlay, principal: s
                 raise LayerError(default_id, principal, f"cannot grant users the value {value!r}: the operator "
                                                         f"may choose only {sorted(own or default.choices)}")
         limits = {k: v for k, v in default.allowed_values.items() if k != user.id}
+        had = user.id in default.adjustable_by
+        before = default.allowed_values.get(user.id)  # None: any value (when `had`)
+        if had and before is None:
+            granted = None  # users could already choose any value: a grant only ever widens
+        elif had and granted is not None:
+            granted = tuple(dict.fromkeys((*before, *granted)))
         if granted is not None:
             limits[user.id] = granted
-        adjustable = default.adjustable_by + (() if user.id in default.adjustable_by else (user.id,))
+        adjustable = default.adjustable_by + (() if had else (user.id,))
         updated[default_id] = default.model_copy(update={"adjustable_by": adjustable, "allowed_values": limits})
     if operator.user_adjustable is not None:
         keep = set(operator.user_adjustable) | set(operator.grant_users)

@@ -80,7 +80,8 @@ def _gaps(constitution: Constitution, warn) -> list[Problem]:
         warn("", "principles", "none usable for RL-CAI ('rl' in use); preference labelling needs at least one")
     if not constitution.traits:
         warn("", "traits", "none defined; character data and evals will be empty")
-    if not any("user" in d.adjustable_by for d in constitution.defaults):
+    user = constitution.principal_for("user")
+    if user is not None and not any(user.id in d.adjustable_by for d in constitution.defaults):
         warn("", "defaults", "no default is adjustable by users; user overlays will have nothing to switch")
     # Two defaults' current instructions that pull in opposite directions about the same thing are a
     # likely conflict ("always" in one and "never" in another about unrelated things is not).

@@ -58,7 +58,8 @@ def load_constitution(path: str | Path) -> Constitution:
         if key in data:
             problems.append(Problem(str(path), _line_for(lines, (key,)), key,
                                     "is set by charter as overlays apply; remove it from the file"))
-    for index, item in enumerate(data.get("defaults") or []):
+    defaults = data.get("defaults")
+    for index, item in enumerate(defaults if isinstance(defaults, list) else []):
         if isinstance(item, dict) and "locked_by" in item:
             where = ("defaults", index, "locked_by")
             problems.append(Problem(str(path), _line_for(lines, where), _dotted(where),

@@ -25,8 +25,10 @@ from typing import Any
 
 import yaml
 
-_HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*(?:\{#([^}\s]+)\})?\s*#*\s*$")
-_FENCE = re.compile(r"^\s*(```|~~~)")
+_HEADING = re.compile(r"^ {0,3}(#{1,6})\s+(.*?)\s*(?:\{#([^}\s]+)\})?(?:\s+#+)?\s*$")
+_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
+_SETEXT = re.compile(r"^ {0,3}(=+|-+)\s*$")
+_ANCHOR_ONLY = re.compile(r"^(.*?)\s*\{#([^}\s]+)\}\s*$")
 
 
 def split_front_matter(text: str) -> tuple[str | None, str, int]:
@@ -43,23 +45,41 @@ def split_front_matter(text: str) -> tuple[str | None, str, int]:
 
 
 def parse_sections(body: str, first_line: int = 1) -> tuple[str, list[dict[str, Any]], list[int], str | None]:
-    """(preamble, sections as dicts, each section's heading line, document title or None)."""
+    """(preamble, sections as dicts, each section's heading line, document title or None).
+
+    ATX (`## Title {#id}`) and setext (a line underlined with === or ---) headings; a fence closes
+    only on its own character, at least as long as it opened, so code may hold other fences."""
     preamble: list[str] = []
     sections: list[dict[str, Any]] = []
-    heading_lines: list[int] = []
     current: list[str] | None = None
-    in_fence = False
+    fence: str | None = None
+
+    def start(title: str, anchor: str | None, level: int, line: int) -> list[str]:
+        sections.append({"id": anchor, "title": title, "level": level, "text": "", "_lines": [],
+                         "_line": line, "_anchored": anchor is not None})
+        return sections[-1]["_lines"]
+
     for offset, line in enumerate(body.splitlines()):
-        if _FENCE.match(line):
-            in_fence = not in_fence
-        match = None if in_fence else _HEADING.match(line)
-        if match:
-            title = match.group(2).strip()
-            sections.append({"id": match.group(3), "title": title, "level": len(match.group(1)), "text": ""})
-            heading_lines.append(first_line + offset)
-            current = []
-            sections[-1]["_lines"] = current
+        opened = _FENCE.match(line)
+        if fence is not None:
+            if opened and opened.group(1)[0] == fence[0] and len(opened.group(1)) >= len(fence) \
+                    and not line.strip()[len(opened.group(1)):].strip():
+                fence = None
+        elif opened:
+            fence = opened.group(1)
+        elif (match := _HEADING.match(line)) is not None:
+            current = start(match.group(2).strip(), match.group(3), len(match.group(1)), first_line + offset)
             continue
+        else:
+            block = current if current is not None else preamble
+            underline = _SETEXT.match(line)
+            if underline and block and block[-1].strip() and not _FENCE.match(block[-1]) \
+                    and (len(block) == 1 or not block[-2].strip()):
+                title_line = block.pop()
+                titled = _ANCHOR_ONLY.match(title_line.strip())
+                title, anchor = (titled.group(1), titled.group(2)) if titled else (title_line.strip(), None)
+                current = start(title, anchor, 1 if underline.group(1)[0] == "=" else 2, first_line + offset - 1)
+                continue
         (current if current is not None else preamble).append(line)
     title = None
     # One top-level heading over the whole document is its title (its text, the preamble), not a section.
@@ -67,17 +87,20 @@ def parse_sections(body: str, first_line: int = 1) -> tuple[str, list[dict[str, 
             and not "\n".join(preamble).strip():
         title = sections[0]["title"]
         preamble = sections[0]["_lines"]
-        sections, heading_lines = sections[1:], heading_lines[1:]
-    used: set[str] = set()
-    for index, section in enumerate(sections, 1):
+        sections = sections[1:]
+    kept = [s for s in sections if "\n".join(s["_lines"]).strip() or s["title"]]
+    used = {s["id"] for s in kept if s["_anchored"]}  # written anchors are kept as written (the model
+    for index, section in enumerate(kept, 1):          # refuses two sections with one id)
         section["text"] = "\n".join(section.pop("_lines")).strip()
-        base = section["id"] or _slug(section["title"]) or f"section-{index}"
-        sid, n = base, 2
-        while sid in used:
-            sid, n = f"{base}-{n}", n + 1
-        used.add(sid)
-        section["id"] = sid
-    return "\n".join(preamble).strip(), [s for s in sections if s["text"] or s["title"]], heading_lines, title
+        if not section.pop("_anchored"):
+            base = _slug(section["title"]) or f"section-{index}"
+            sid, n = base, 2
+            while sid in used:
+                sid, n = f"{base}-{n}", n + 1
+            used.add(sid)
+            section["id"] = sid
+    heading_lines = [s.pop("_line") for s in kept]
+    return "\n".join(preamble).strip(), kept, heading_lines, title
 
 
 def _slug(title: str) -> str:

@@ -83,7 +83,16 @@ class Example(_Strict):
     bad: str | None = None
     rationale: str | None = Field(None, description="Why the good response is good (or the bad one bad)")
 
-    _texts = field_validator("prompt", "good", "bad", "rationale")(_optional_text)
+    _texts = field_validator("good", "bad", "rationale")(_optional_text)
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt_as_written(cls, value: str | None) -> str | None:
+        # Checked but kept as written (a block scalar's newline included): hard lines' examples were
+        # plain strings before, and their constitutions' hashes must not change.
+        if value is not None:
+            _nonempty(value)
+        return value
 
     @model_validator(mode="before")
     @classmethod
@@ -113,12 +122,12 @@ class Example(_Strict):
     @property
     def request(self) -> str:
         """The message the response answers: the prompt, or the last user turn."""
-        return self.prompt if self.prompt is not None else self.messages[-1].content
+        return self.prompt.strip() if self.prompt is not None else self.messages[-1].content
 
     def conversation(self) -> list[dict[str, str]]:
         """Chat messages up to and including the request (no system message)."""
         if self.prompt is not None:
-            return [{"role": "user", "content": self.prompt}]
+            return [{"role": "user", "content": self.prompt.strip()}]
         return [{"role": m.role, "content": m.content} for m in self.messages]
 
 
@@ -306,6 +315,15 @@ class Default(_Strict):
                     for k, vs in value.items()}
         return value
 
+    @field_validator("allowed_values")
+    @classmethod
+    def _limits_name_values(cls, value: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+        for who, values in value.items():
+            if not values:
+                raise ValueError(f"adjustable_by: {who} is given an empty list of values; name the values it may "
+                                 f"choose, or list {who} alone for any value")
+        return value
+
     @field_validator("adjustable_by")
     @classmethod
     def _someone_adjusts(cls, value: tuple[str, ...]) -> tuple[str, ...]:
@@ -399,6 +417,20 @@ class Constitution(_Strict):
                 raise ValueError(f"has {len(clauses)} {kind}; at most {MAX_CLAUSES} per kind are supported")
         return self
 
+    @model_validator(mode="before")
+    @classmethod
+    def _defaults_adjustable_by_the_operator(cls, data: object) -> object:
+        # A default that names no one is adjustable by the operator: under renamed principals, the
+        # principal whose role is operator, whatever its id.
+        if not isinstance(data, dict) or not isinstance(data.get("defaults"), list):
+            return data
+        operator = _operator_id(data.get("principals"))
+        if operator is None or operator == "operator":
+            return data
+        defaults = [{**d, "adjustable_by": [operator]} if isinstance(d, dict) and "adjustable_by" not in d else d
+                    for d in data["defaults"]]
+        return {**data, "defaults": defaults}
+
     @model_validator(mode="after")
     def _principals_known(self) -> "Constitution":
         ids = [p.id for p in self.principals]
@@ -408,8 +440,10 @@ class Constitution(_Strict):
         if len(set(ids)) != len(ids):
             raise ValueError("principals: each principal is listed once")
         roles = [self.role_of(p.id) for p in self.principals]
-        if roles[0] != "author" or len(set(roles)) != len(roles):
-            raise ValueError(f"principals: roles must be distinct and the first principal the author; read {roles}")
+        order = ["author", "operator", "user"]
+        if len(set(roles)) != len(roles) or roles != sorted(roles, key=order.index) or roles[0] != "author":
+            raise ValueError(f"principals: roles must be distinct and in order of trust (author, then operator, "
+                             f"then user); read {roles}")
         below_author = set(ids[1:])
         for d in self.defaults:
             for who in d.adjustable_by:
@@ -522,6 +556,21 @@ class Constitution(_Strict):
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
 
 
+def _operator_id(principals: object) -> str | None:
+    """The operator's id in a constitution's raw `principals` (declared role, else the middle of three)."""
+    if not isinstance(principals, list):
+        return "operator"
+    entries = [{"id": p} if isinstance(p, str) else p for p in principals]
+    if not all(isinstance(p, dict) for p in entries):
+        return None
+    for entry in entries:
+        if entry.get("role") == "operator":
+            return entry.get("id")
+    if len(entries) == 3 and entries[1].get("role") is None:
+        return entries[1].get("id")
+    return None
+
+
 _DEFAULT_PRINCIPALS_DUMP = [{"id": p, "role": None, "description": "", "rationale": None} for p in DEFAULT_PRINCIPALS]
 
 
@@ -598,6 +647,9 @@ class Overlay(_Strict):
                 merged.update(item if isinstance(item, dict) else {item: None})
             value = merged
         if isinstance(value, dict):
+            for k, v in value.items():
+                if isinstance(v, list) and not v:
+                    raise ValueError(f"{k}: an empty list grants nothing; name the values, or give [{k}] for any")
             return {k: None if v is None else [Default._scalar_to_str(x) for x in (v if isinstance(v, list) else [v])]
                     for k, v in value.items()}
         return value

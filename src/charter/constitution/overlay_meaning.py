@@ -48,8 +48,8 @@ _LIFT = tuple(re.compile(p) for p in (
     r"(receive|get|see|access|request|obtain|ask|have)",
     r"\b(you|assistant)\s+(may|can|should|must|are\s+free\s+to|are\s+allowed\s+to|are\s+permitted\s+to)\s+"
     r"(now\s+)?(provide|give|share|write|produce|generate|create|supply|detail|explain\s+in\s+full|describe\s+in\s+full)",
-    r"\bfeel\s+free\s+to\b", r"\bfull\s+(protocols?|details|instructions|procedures|synthesis|source|code)\b",
-    r"\bstep[-\s]by[-\s]step\b", r"\bworking\s+(code|exploit|malware|payload|ransomware)\b",
+    r"\bfull\s+(protocols?|details|instructions|procedures|synthesis|source|code)\b",
+    r"\bworking\s+(code|exploit|malware|payload|ransomware)\b",
     # fr, de, es, it, pt
     r"\bne\s+s'?appliqu\w*\s+pas\b", r"\bpas\s+applicable\b", r"\bignore[rz]?\b", r"\bsans\s+(restriction|limite|filtre)",
     r"\bexempt[ée]", r"\bautoris[ée]s?\s+à\b", r"\bgilt\s+nicht\b", r"\bnicht\s+(anwendbar|gültig)\b",
@@ -151,6 +151,7 @@ class _Target:
     words: frozenset[str]  # its text, examples, rationale and their concepts
     id_words: frozenset[str]
     core: frozenset[str]  # its text and its concepts only (examples are scenes, not the subject)
+    subject: frozenset[str]  # its concepts' words alone: what it is about, never a word like "name"
 
 
 def _targets(constitution: Constitution) -> list[_Target]:
@@ -159,13 +160,11 @@ def _targets(constitution: Constitution) -> list[_Target]:
         for clause in clauses:
             texts = [clause.text, *(e.request for e in clause.examples), clause.rationale or ""]
             id_words = frozenset(_stem(w) for w in re.split(r"[_.\-]+", _fold(clause.id)) if len(w) >= 3)
-            core = _content_words(clause.text)
             own = _fold(clause.text)
-            for trigger, expansion in _CONCEPTS:
-                if trigger.search(own):
-                    core |= {_stem(w) for w in expansion}
+            subject = {_stem(w) for trigger, expansion in _CONCEPTS if trigger.search(own) for w in expansion}
+            core = _content_words(clause.text) | subject
             words = core.union(*map(_content_words, texts))
-            found.append(_Target(clause.id, kind, frozenset(words), id_words, frozenset(core)))
+            found.append(_Target(clause.id, kind, frozenset(words), id_words, frozenset(core), frozenset(subject)))
     return found
 
 
@@ -178,7 +177,8 @@ def _overlap(sentence_words: set[str], folded: str, words: frozenset[str]) -> se
 
 
 def _about(sentence_words: set[str], folded: str, target: _Target, at_least: int = 2) -> bool:
-    if _fold(target.clause_id) in folded:
+    spoken = re.escape(_fold(target.clause_id)).replace("_", "[_ ]")
+    if re.search(rf"(?<!\w){spoken}(?!\w)", folded):  # the id as a word: id "ai" is not in "explain"
         return True
     if target.id_words and len(target.id_words & sentence_words) >= min(2, len(target.id_words)):
         return True
@@ -209,7 +209,7 @@ def findings(constitution: Constitution, texts: list[str],
             # subject's words is enough when the sentence carries an inverting cue.
             if any(c.search(folded) for c in _INVERT):
                 about += [t for t in targets if t.kind == "protection" and t not in about
-                          and _overlap(words, folded, t.core)]
+                          and _overlap(words, folded, t.subject)]
             if similar is not None:
                 about += [by_id[c] for c in similar(sentence) if c in by_id and by_id[c] not in about]
             if not about and hard and _GENERIC_RULES.search(folded):

@@ -215,7 +215,8 @@ class _Judging:
         return mine
 
     def decisive(self, judgments: list[Record]) -> bool:
-        label = soft_label([j.data for j in judgments], self.config.band if self.config.cot else None)
+        # Before CoT's clamping: clamped into (0.4, 0.6), no tier could clear a 0.1 margin.
+        label = soft_label([j.data for j in judgments])
         return label is not None and abs(label.p_first - 0.5) >= self.config.tier_margin - 1e-9
 
     def principles(self, item: PromptItem) -> list[Principle]:
@@ -383,20 +384,35 @@ class _Judging:
         return [Record(key, "pref", "prefs", order_key("prefs", pos, "pref"), clause_ids, data)]
 
     def tiered_label(self, tiers: list[tuple[int, str, list[Record]]], band) -> tuple[Label | None, dict]:
-        """The deciding tier's label (strict), or it averaged with the undecided tiers above (holistic)."""
-        labels = [(index, tier_id, soft_label([j.data for j in js], band)) for index, tier_id, js in tiers]
-        labels = [(i, t, lab) for i, t, lab in labels if lab is not None]
+        """The deciding tier's label: as it is (strict), or with its strength tempered by the
+        undecided tiers above it (holistic: each tier weighs half the one above; the side it chose
+        never flips). With no decisive tier: the highest tier that is not a tie (strict), or all
+        tiers weighed together (holistic); all ties is no label."""
+        labels = [(index, tier_id, soft_label([j.data for j in js], band), soft_label([j.data for j in js]))
+                  for index, tier_id, js in tiers]
+        labels = [(i, t, lab, raw) for i, t, lab, raw in labels if lab is not None]
         if not labels:
             return None, {}
-        _, tier_id, decided = labels[-1]
-        decisive = abs(decided.p_first - 0.5) >= self.config.tier_margin - 1e-9
-        info = {"priority_mode": self.stage.constitution.priorities.mode,
-                "decided_by_tier": tier_id if decisive else None,
-                "tiers_asked": [t for _, t, _ in labels]}
-        if self.stage.constitution.priorities.mode == "strict" or len(labels) == 1:
-            return decided, info
-        weights = [0.5 ** i for i, _, _ in labels]
-        p = sum(w * lab.p_first for w, (_, _, lab) in zip(weights, labels)) / sum(weights)
-        flips = sum(lab.flips for *_, lab in labels)
-        principles = tuple(pid for *_, lab in labels for pid in lab.principles)
+        decisive = [(i, t, lab) for i, t, lab, raw in labels
+                    if abs(raw.p_first - 0.5) >= self.config.tier_margin - 1e-9]
+        mode = self.stage.constitution.priorities.mode
+        info = {"priority_mode": mode, "decided_by_tier": decisive[0][1] if decisive else None,
+                "tiers_asked": [t for _, t, _, _ in labels]}
+        if decisive:
+            index, _, decided = decisive[0]
+            if mode == "strict":
+                return decided, info
+            above = [lab for i, _, lab, _ in labels if i < index]
+            weights = [0.5 ** i for i, _, _, _ in labels if i <= index]
+            strength = (decided.p_first - 0.5) * weights[-1] / sum(weights)
+            flips = decided.flips + sum(lab.flips for lab in above)
+            principles = (*(pid for lab in above for pid in lab.principles), *decided.principles)
+            return Label(round(0.5 + strength, 6), flips, principles), info
+        if mode == "strict":
+            leaning = [lab for _, _, lab, _ in labels if lab.p_first != 0.5]
+            return (leaning[0] if leaning else None), info
+        weights = [0.5 ** i for i, _, _, _ in labels]
+        p = sum(w * lab.p_first for w, (_, _, lab, _) in zip(weights, labels)) / sum(weights)
+        flips = sum(lab.flips for _, _, lab, _ in labels)
+        principles = tuple(pid for _, _, lab, _ in labels for pid in lab.principles)
         return Label(round(p, 6), flips, principles), info

@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from charter.constitution.lint import _length_in_words
 from charter.constitution.model import Constitution, Default, HardLine, Principle, Protection, Trait
 from charter.constitution.render import render_system_prompt
 from charter.data.runner import (
@@ -226,7 +227,7 @@ def _default_answer(d: Default, c: Constitution) -> str:
     options = "; ".join(f"{value}: {text}" for value, text in d.choices.items())
     return (
         f"Yes. It is a default, not a hard line: {d.text[0].lower() + d.text[1:]} By default: "
-        f"{d.instruction()} It can be adjusted by {who}. The options are: {options}"
+        f"{d.instruction()} It can be adjusted by {who or 'no one'}. The options are: {options}"
     )
 
 
@@ -260,14 +261,14 @@ _LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)")
 
 def prose_paragraphs(text: str) -> list[str]:
     """Paragraphs of running prose: code blocks, headings, tables, lists of links and markup dropped."""
-    text = re.sub(r"(?ms)^```.*?^```[^\n]*$", "", text)
+    text = re.sub(r"(?ms)^ {0,3}(`{3,}|~{3,}).*?^ {0,3}\1[^\n]*$", "", text)
     found = []
     for paragraph in re.split(r"\n\s*\n", text):
         lines = [ln for ln in paragraph.strip().splitlines()
                  if ln.strip() and not re.match(r"^\s*(#|\||<|---|===|```)", ln)]
         plain = _LINK.sub(r"\1", _ANCHOR.sub("", " ".join(ln.strip().lstrip("-*> ").strip() for ln in lines)))
-        plain = re.sub(r"[*_`]+", "", plain).strip()
-        if len(re.findall(r"\w+", plain)) >= 6:  # a sentence, not a label or a stray token
+        plain = re.sub(r"(?<!\w)[*_`]+|[*_`]+(?!\w)|`", "", plain).strip()  # emphasis marks, not snake_case
+        if _length_in_words(plain) >= 6:  # a sentence, not a label or a stray token
             found.append(plain)
     return found
 

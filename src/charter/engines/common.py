@@ -256,8 +256,8 @@ def context_tokens(engine) -> int | None:
     """The model's context window in tokens, where the engine can say (llama.cpp, transformers)."""
     llm = getattr(engine, "_llm", None)
     if llm is not None:
-        try:
-            return int(llm._model.n_ctx_train())
+        try:  # batched: each sequence gets up to the training context; single: the context loaded
+            return int(llm._model.n_ctx_train() if getattr(engine, "_decoder", None) is not None else llm.n_ctx())
         except (AttributeError, TypeError):
             return None
     config = getattr(getattr(engine, "model", None), "config", None)

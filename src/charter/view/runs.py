@@ -12,6 +12,7 @@ import json
 import os
 import sqlite3
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
@@ -49,6 +50,7 @@ class RunFolder:
     seen: tuple = ()  # the -wal file's (size, mtime) when counted
     indexed: int = 0  # the highest rowid in the search index
     searchable: bool = False  # indexed for full-text search (on the first search, not at open)
+    counted_at: float = 0.0  # time.monotonic() of the last count
 
     @property
     def name(self) -> str:
@@ -136,7 +138,7 @@ class RunCatalog:
 
     def _count(self, run: RunFolder) -> None:
         # A whole-table pass each: done at open, and again only when a live run's WAL has grown.
-        run.seen = self._wal_state(run)
+        run.seen, run.counted_at = self._wal_state(run), time.monotonic()
         run.stages = self.db.execute(f"SELECT stage, kind, count(*) FROM {run.schema}.records "
                                      f"GROUP BY stage, kind ORDER BY stage, kind").fetchall()
         run.clauses = dict(self.db.execute(f"SELECT j.value, count(*) FROM {run.schema}.records, "
@@ -150,10 +152,14 @@ class RunCatalog:
             return ()
         return stat.st_size, stat.st_mtime_ns
 
+    REFRESH_SECONDS = 2.0  # a busy run's WAL changes on every page view: recount at most this often
+
     def refresh(self, run: RunFolder) -> None:
         """For a run still being written: recount and index the records written since (cheap when
         nothing changed: one stat of the -wal file)."""
         if not run.live or self._wal_state(run) == run.seen:
+            return
+        if time.monotonic() - run.counted_at < self.REFRESH_SECONDS:
             return
         with self.lock:
             self._count(run)
