@@ -76,7 +76,7 @@ def test_the_converted_gguf_gives_the_hf_model_greedy_tokens(gemma_run):
     import llama_cpp
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from tests.train.test_export import PROMPTS, hf_greedy, llama_greedy, prompt_ids
+    from tests.train.test_export import NEW_TOKENS, PROMPTS, assert_same_greedy, prompt_ids
 
     folder = gemma_run / "model"
     model = AutoModelForCausalLM.from_pretrained(folder / "hf").eval()
@@ -84,9 +84,11 @@ def test_the_converted_gguf_gives_the_hf_model_greedy_tokens(gemma_run):
     llama = llama_cpp.Llama(model_path=str(folder / "model.f16.gguf"), n_ctx=512, verbose=False,
                             type_k=llama_cpp.GGML_TYPE_F32, type_v=llama_cpp.GGML_TYPE_F32)
     try:
+        compared = 0
         for prompt in PROMPTS:
             ids = prompt_ids(tokenizer, prompt)
             assert llama.tokenize(tokenizer.decode(ids).encode(), add_bos=False, special=True) == ids
-            assert llama_greedy(llama, ids, llama.token_eos()) == hf_greedy(model, ids), prompt
+            compared += assert_same_greedy(llama, model, ids, prompt)
+        assert compared >= NEW_TOKENS  # not vacuous: most steps are no near tie
     finally:
         llama.close()

@@ -37,13 +37,32 @@ def prompt_ids(tokenizer, prompt):
     return list(ids["input_ids"] if hasattr(ids, "keys") else ids)
 
 
+TIE = 0.05  # logits: an f16 GGUF and the f32 HF model may pick either of two tokens this close
+
+
 def hf_greedy(model, ids):
+    """Greedy tokens, cut before the first step whose top two logits are within TIE: past a near
+    tie the f16 and f32 models may rightly part ways (a trained model had one at 0.011)."""
     import torch
 
     with torch.no_grad():
         out = model.generate(torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long),
-                             max_new_tokens=NEW_TOKENS, do_sample=False)
-    return out[0][len(ids):].tolist()
+                             max_new_tokens=NEW_TOKENS, do_sample=False, output_scores=True,
+                             return_dict_in_generate=True)
+    tokens = out.sequences[0][len(ids):].tolist()
+    for step, scores in enumerate(out.scores):
+        top = torch.topk(scores[0].float(), 2).values
+        if float(top[0] - top[1]) < TIE:
+            return tokens[:step]
+    return tokens
+
+
+def assert_same_greedy(llama, model, ids, prompt) -> int:
+    """The GGUF's greedy tokens match the HF model's up to its first near tie; returns how many matched."""
+    expected = hf_greedy(model, ids)
+    got = llama_greedy(llama, ids, llama.token_eos())
+    assert got[:len(expected)] == expected, prompt
+    return len(expected)
 
 
 def llama_greedy(llama, ids, eos):
@@ -79,10 +98,12 @@ def test_merged_weights_differ_from_the_base(merged):
 
 def test_gguf_greedy_tokens_match_the_merged_hf_model(merged, llama):
     model, tokenizer = merged
+    compared = 0
     for prompt in PROMPTS:
         ids = prompt_ids(tokenizer, prompt)
         assert llama.tokenize(tokenizer.decode(ids).encode(), add_bos=False, special=True) == ids
-        assert llama_greedy(llama, ids, llama.token_eos()) == hf_greedy(model, ids), prompt
+        compared += assert_same_greedy(llama, model, ids, prompt)
+    assert compared >= NEW_TOKENS  # not vacuous: most steps are no near tie
 
 
 def test_exported_gguf_runs_in_charter_llamacpp_engine(export_run):
