@@ -131,12 +131,14 @@ _PRONOUNS = frozenset("i i'm i've i'd my me je j mon ma mes moi ich mein meine m
 def first_person(text: str) -> bool | None:
     """True/False when the language is recognised and the text is/is not in the first person;
     None when charter cannot tell (an unrecognised language is not flagged)."""
+    # Korean, Japanese and Chinese often leave the pronoun out of a first-person sentence: a
+    # pronoun confirms it, its absence says nothing (None: not checked).
     if re.search(r"[\uac00-\ud7af]", text):  # Hangul: first-person pronouns 나/저 (+ particles)
-        return bool(re.search(r"(^|\s)(나|저|내|제)(는|가|의|\s)", text))
+        return True if re.search(r"(^|\s)(나|저|내|제)(는|가|의|\s)", text) else None
     if re.search(r"[\u3040-\u30ff]", text):  # kana: Japanese
-        return any(ch in text for ch in "私僕") or "わたし" in text
+        return True if any(ch in text for ch in "私僕") or "わたし" in text else None
     if re.search(r"[\u4e00-\u9fff]", text):
-        return "我" in text
+        return True if "我" in text else None
     words = [w.lower() for w in _WORD.findall(text.replace("’", "'"))]
     if not words:
         return None
