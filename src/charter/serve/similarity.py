@@ -116,7 +116,9 @@ class ClauseNeighbours:
     def __call__(self, sentence: str) -> list[str]:
         if not self._ids:
             return []
-        similarity = (self._embedder.encode([sentence]) @ self._vectors.T)[0]
+        # Cached: serve re-resolves the operator's overlay (the same sentences) on every request
+        # that carries a user overlay; users' overlays carry no text of their own.
+        similarity = (self._embedder.encode_cached([sentence]) @ self._vectors.T)[0]
         best: dict[str, float] = {}
         for clause_id, value in zip(self._ids, similarity):
             best[clause_id] = max(best.get(clause_id, -1.0), float(value))
