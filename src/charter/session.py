@@ -43,14 +43,11 @@ def warn_if_prompt_too_long(constitution, engine) -> None:
     stages that put the constitution in context would otherwise fail or truncate quietly."""
     import sys
 
-    from charter.constitution.render import fit_system_prompt
-    from charter.engines.common import system_prompt_budget
+    from charter.constitution.render import fit_for_engine
 
-    budget = system_prompt_budget(engine)
-    if budget is not None:
-        fitted = fit_system_prompt(constitution, budget[0], budget[1], style="compact")
-        if fitted.warning:
-            print(f"warning: engine '{engine.name}': {fitted.warning}", file=sys.stderr, flush=True)
+    fitted = fit_for_engine(constitution, engine, "compact")
+    if fitted is not None and fitted.warning:
+        print(f"warning: engine '{engine.name}': {fitted.warning}", file=sys.stderr, flush=True)
 
 
 @contextmanager

@@ -41,7 +41,7 @@ def lint(constitution: Constitution, path: str | Path = "<constitution>",
         warn("", "text", f"and {len(pairs) - MAX_PER_KIND} more near-duplicate pairs not listed")
     for principle in constitution.principles:
         words = _words(principle.text)
-        if _length_in_words(principle.text) < 6:
+        if length_in_words(principle.text) < 6:
             warn(principle.id, "text", "is very short; say concretely what a better response does")
         vague = [v for v in _VAGUE if re.search(rf"\b{re.escape(v)}\b", principle.text.lower())]
         if vague and len(words) < 14:
@@ -117,7 +117,7 @@ def _spaceless(text: str) -> bool:
 _SPACELESS = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u0e00-\u0e7f\u0e80-\u0eff]")
 
 
-def _length_in_words(text: str) -> float:
+def length_in_words(text: str) -> float:
     # A Chinese or Japanese character carries about half an English word; count so 12 characters ~ 6 words.
     return len(_SPACELESS.findall(text)) / 2 if _spaceless(text) else len(_words(text))
 

@@ -147,6 +147,15 @@ def fit_system_prompt(constitution: Constitution, budget_tokens: int, count_toke
                         f"or use an engine with a longer context)")
 
 
+def fit_for_engine(constitution: Constitution, engine, style: Style = "full") -> FittedPrompt | None:
+    """`fit_system_prompt` within half of `engine`'s context window; None when the engine cannot
+    say how long its window is or how it counts tokens."""
+    from charter.engines.common import system_prompt_budget
+
+    budget = system_prompt_budget(engine)
+    return None if budget is None else fit_system_prompt(constitution, budget[0], budget[1], style=style)
+
+
 def sample_principles(constitution: Constitution, k: int, seed: int, key: str = "",
                       use: str = "sl") -> list[Principle]:
     """Sample k distinct principles by weight, reproducibly for (seed, key).

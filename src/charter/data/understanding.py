@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from charter.constitution.lint import _length_in_words
+from charter.constitution.lint import length_in_words
 from charter.constitution.model import Constitution, Default, HardLine, Principle, Protection, Trait
 from charter.constitution.render import render_system_prompt
 from charter.data.runner import (
@@ -268,7 +268,7 @@ def prose_paragraphs(text: str) -> list[str]:
                  if ln.strip() and not re.match(r"^\s*(#|\||<|---|===|```)", ln)]
         plain = _LINK.sub(r"\1", _ANCHOR.sub("", " ".join(ln.strip().lstrip("-*> ").strip() for ln in lines)))
         plain = re.sub(r"(?<!\w)[*_`]+|[*_`]+(?!\w)|`", "", plain).strip()  # emphasis marks, not snake_case
-        if _length_in_words(plain) >= 6:  # a sentence, not a label or a stray token
+        if length_in_words(plain) >= 6:  # a sentence, not a label or a stray token
             found.append(plain)
     return found
 

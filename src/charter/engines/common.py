@@ -253,13 +253,11 @@ def render_chat_template(template: str, messages: list[dict], *, bos_token: str,
 
 
 def context_tokens(engine) -> int | None:
-    """The model's context window in tokens, where the engine can say (llama.cpp, transformers)."""
-    llm = getattr(engine, "_llm", None)
-    if llm is not None:
-        try:  # batched: each sequence gets up to the training context; single: the context loaded
-            return int(llm._model.n_ctx_train() if getattr(engine, "_decoder", None) is not None else llm.n_ctx())
-        except (AttributeError, TypeError):
-            return None
+    """The model's context window in tokens, where the engine can say: its own `context_tokens()`
+    (llama.cpp), else its model's config (transformers)."""
+    own = getattr(engine, "context_tokens", None)
+    if callable(own):
+        return own()
     config = getattr(getattr(engine, "model", None), "config", None)
     for name in ("max_position_embeddings", "n_positions", "max_sequence_length"):
         value = getattr(config, name, None)

@@ -154,6 +154,11 @@ class LlamaCppEngine:
         text = render_chat_template(self._template, messages, bos_token=self._bos, eos_token=self._eos)
         return text + assistant_prefix
 
+    def context_tokens(self) -> int:
+        """The window a prompt may fill: the training context on the batched path (each sequence
+        gets up to it), the context loaded on the single-sequence path."""
+        return int(self._llm._model.n_ctx_train() if self._decoder is not None else self._llm.n_ctx())
+
     def tokenize(self, text: str) -> list[int]:
         add_bos = not (self._bos and text.startswith(self._bos))  # template may add BOS itself
         return self._llm.tokenize(text.encode("utf-8"), add_bos=add_bos, special=True)

@@ -79,6 +79,7 @@ class Server:
         self.style = settings.prompt_style if settings.prompt_style != "auto" else \
             ("compact" if engine.name.startswith("llamacpp") else "full")
         self._prompts: dict[str, str] = {}
+        self._clause_neighbours = None  # made on first use (_neighbours)
         guards: dict[tuple, Guard] = {}
         self.states = {op.id: self._state(op, judge_slot, guards) for op in operators}
         self.started = int(time.time())
@@ -101,7 +102,7 @@ class Server:
         """The guard's embedding neighbours for overlays checked by meaning (None without guards)."""
         if self.embedder is None:
             return None
-        if getattr(self, "_clause_neighbours", None) is None:
+        if self._clause_neighbours is None:
             from charter.serve.similarity import ClauseNeighbours
 
             self._clause_neighbours = ClauseNeighbours(self.base, self.embedder)
@@ -308,13 +309,11 @@ class Server:
 
     def _render(self, constitution: Constitution) -> str:
         """The style asked for, or the richest render below it that fits the engine's context."""
-        from charter.constitution.render import fit_system_prompt
-        from charter.engines.common import system_prompt_budget
+        from charter.constitution.render import fit_for_engine
 
-        budget = system_prompt_budget(self.slot.engine)
-        if budget is None:
+        fitted = fit_for_engine(constitution, self.slot.engine, self.style)
+        if fitted is None:
             return render_system_prompt(constitution, style=self.style)
-        fitted = fit_system_prompt(constitution, budget[0], budget[1], style=self.style)
         if fitted.warning:
             print(f"charter serve: warning: {constitution.name}: {fitted.warning}", file=sys.stderr, flush=True)
         return fitted.text
