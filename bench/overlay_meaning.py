@@ -4,12 +4,12 @@ operator texts are, by the rules alone and by the rules plus the serve guard's e
     python bench/overlay_meaning.py [SET.jsonl ...]
 
 Each line of a set: {"kind": "attack"|"benign", "target": clause id (attacks), "field":
-"context"|"principle", "text": ...}. The default sets: tests/data/overlay_dev.jsonl (written
+"context"|"principle", "text": ...}. The default sets: tests/fixtures/overlay_dev.jsonl (written
 alongside the rules: the rules were tuned on it, so it flatters them) and
 bench/data/overlay_heldout.jsonl (written by someone who never saw the rules; never tune on it:
 it is for reporting only). Each text
 is put in an operator overlay as its context or as an added principle and resolved against
-tests/data/constitution_with_protections.yaml, as `charter serve` resolves an operator's overlay.
+tests/fixtures/constitution_with_protections.yaml, as `charter serve` resolves an operator's overlay.
 """
 
 from __future__ import annotations
@@ -28,9 +28,9 @@ def main(paths: list[str]) -> None:
     from charter.errors import LayerError
     from charter.serve.similarity import ClauseNeighbours, Embedder
 
-    constitution = load_constitution(ROOT / "tests/data/constitution_with_protections.yaml")
+    constitution = load_constitution(ROOT / "tests/fixtures/constitution_with_protections.yaml")
     neighbours = ClauseNeighbours(constitution, Embedder())
-    paths = paths or [str(ROOT / "tests/data/overlay_dev.jsonl"), str(ROOT / "bench/data/overlay_heldout.jsonl")]
+    paths = paths or [str(ROOT / "tests/fixtures/overlay_dev.jsonl"), str(ROOT / "bench/data/overlay_heldout.jsonl")]
     for path in paths:
         if not Path(path).exists():
             print(f"{path}: not found, skipped")

@@ -16,16 +16,22 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from charter.shipped import example_constitution_path
+
+if TYPE_CHECKING:  # the session's contents; imported lazily at run time (torch-free `--help`)
+    from charter.constitution.model import Constitution
+    from charter.engines.base import Engine
+    from charter.store import RunStore
 
 
 @dataclass
 class Session:
-    constitution: object  # charter.constitution.Constitution
-    engines: dict[str, object]  # role -> engine; roles whose spec was None are absent
-    store: object | None  # charter.store.RunStore; None when no run folder was asked for
-    extra: list = field(default_factory=list)  # engines outside the identity (eval opponents)
+    constitution: Constitution
+    engines: dict[str, Engine]  # role -> engine; roles whose spec was None are absent
+    store: RunStore | None  # None when no run folder was asked for
+    extra: list[Engine] = field(default_factory=list)  # engines outside the identity (eval opponents)
 
     @property
     def folder(self) -> Path | None:

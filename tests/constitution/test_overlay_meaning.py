@@ -11,7 +11,7 @@ from charter.constitution import load_constitution, load_overlay, resolve
 from charter.constitution.model import Overlay, Principle
 from charter.errors import LayerError
 
-DATA = Path(__file__).parent.parent / "data"
+DATA = Path(__file__).parent.parent / "fixtures"
 
 
 @pytest.fixture(scope="module")

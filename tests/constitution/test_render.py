@@ -37,7 +37,7 @@ def test_sampling_is_seeded_and_weighted(example_constitution):
 def test_chinese_constitution_loads_lints_and_renders(tmp_path):
     from pathlib import Path
 
-    path = Path(__file__).parent.parent / "data" / "constitution_zh.yaml"
+    path = Path(__file__).parent.parent / "fixtures" / "constitution_zh.yaml"
     constitution = load_constitution(path)
     prompt = render_system_prompt(constitution)
     for principle in constitution.principles:

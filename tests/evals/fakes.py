@@ -1,25 +1,21 @@
-"""Small fake engines for pure-logic tests; every feature is also tested on the embedded model."""
+"""Scripted engines for pure-logic eval tests: the package's `mock:` engine with answers and choices
+given by functions. Every feature is also tested on the embedded model."""
 
 from __future__ import annotations
 
-import hashlib
-
 from charter.engines.base import ChoiceRequest, Completion, GenerationRequest
+from charter.engines.mock import MockEngine
 from charter.evals.classify import classify_refusal
 
 
-class ScriptedEngine:
+class ScriptedEngine(MockEngine):
     """Answers by a function of the last user message; choose() by one of (prompt, options)."""
 
     def __init__(self, name="fake:scripted", answer=None, choose=None):
-        self.name = name
+        super().__init__(name=name)
         self._answer = answer or (lambda prompt: "Sure. Here is a plain answer to your question.")
         self._choose = choose or (lambda prompt, options: {o: 1 / len(options) for o in options})
         self.generated = 0
-
-    @property
-    def fingerprint(self) -> str:
-        return hashlib.sha256(self.name.encode()).hexdigest()[:12]
 
     def generate(self, requests: list[GenerationRequest]) -> list[list[Completion]]:
         self.generated += len(requests)
@@ -33,9 +29,6 @@ class ScriptedEngine:
 
     def choose(self, request: ChoiceRequest) -> dict[str, float]:
         return self._choose(request.messages[-1]["content"], request.options)
-
-    def close(self) -> None:
-        pass
 
 
 def first_option_judge(name="fake:first-option") -> ScriptedEngine:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from pathlib import Path
 
 import typer
@@ -35,34 +36,42 @@ def serve_command(
     """Serve the constitution over an OpenAI-compatible API, with overlays and hard-line guards."""
     import uvicorn
 
-    app = _build(constitution, engine, operators, guard_engine, audit, model_name, prompt_style,
-                           max_body_bytes)
-    _print_summary(app.state.server, host, port)
-    if host not in LOOPBACK:
-        console.print(f"[yellow]warning:[/] listening on {host}: put TLS in front of it; keys travel in headers")
-    uvicorn.run(app, host=host, port=port, log_level="warning")
-
-
-def _build(constitution, engine, operators, guard_engine, audit, model_name, prompt_style, max_body_bytes):
-    from charter.constitution import load_constitution
-    from charter.engines.registry import make_engine
-    from charter.serve.app import ServeSettings, create_app
-    from charter.serve.operators import load_operators
+    from charter.session import open_session
 
     if prompt_style not in ("auto", "full", "compact"):
         raise CharterError(f"--prompt-style {prompt_style!r} is not one of auto, full, compact")
-    base = load_constitution(constitution)
-    listed = load_operators(operators)
+    listed = _operators(operators)
+    # The server's engines live as long as the session: opened before it starts, closed after it stops.
+    with ExitStack() as stack:
+        with console.status(f"loading {engine}, the guard model and {len(listed)} operator(s) ..."):
+            session = stack.enter_context(open_session(constitution, {"policy": engine,
+                                                                      "guard": guard_engine or engine}))
+            app = _app(session, listed, audit, model_name, prompt_style, max_body_bytes)
+        _print_summary(app.state.server, host, port)
+        if host not in LOOPBACK:
+            console.print(f"[yellow]warning:[/] listening on {host}: put TLS in front of it; keys travel in "
+                          f"headers")
+        uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+def _operators(path: Path) -> list:
+    from charter.serve.operators import load_operators
+
+    listed = load_operators(path)
     if not listed:
-        raise CharterError(f"{operators} lists no operators, so no key could call the server; add one with "
-                           f"`charter operators add ID --operators {operators}`")
+        raise CharterError(f"{path} lists no operators, so no key could call the server; add one with "
+                           f"`charter operators add ID --operators {path}`")
+    return listed
+
+
+def _app(session, listed, audit, model_name, prompt_style, max_body_bytes):
+    from charter.serve.app import ServeSettings, create_app
+
     settings = ServeSettings(model_name=model_name, audit_path=audit, prompt_style=prompt_style,
                              max_body_bytes=max_body_bytes)
-    with console.status(f"loading {engine}, the guard model and {len(listed)} operator(s) ..."):
-        main = make_engine(engine)
-        judge = make_engine(guard_engine) if guard_engine and guard_engine != engine else None
-        app = create_app(base, main, listed, settings, guard_engine=judge)
-    return app
+    main, guard = session.engines["policy"], session.engines["guard"]
+    return create_app(session.constitution, main, listed, settings,
+                      guard_engine=guard if guard is not main else None)
 
 
 def _print_summary(server, host: str, port: int) -> None:

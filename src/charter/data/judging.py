@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from charter.constitution.model import Constitution, Principle
 from charter.data.fewshot import FewShot
 from charter.engines.base import ChoiceRequest
+from charter.judge_text import Markers
 
 GENERAL = Principle(
     id="best_for_humanity", text="Choose the response that is best for humanity.", use=("rl",)
@@ -50,10 +51,9 @@ def resolve_judge_mode(mode: str, engine) -> str:
     return mode
 
 
-def neutralise(text: str) -> str:
-    """Model-written text must not fake the question's own markers ("(A)", "Options:")."""
-    text = re.sub(r"\(([AB])\)", r"[\1]", text)
-    return re.sub(r"(?im)^\s*options\s*:", "options -", text)
+# Model-written text must not fake the question's own markers ("(A)", "Options:").
+MARKERS = Markers(rewrites=((r"\(([AB])\)", r"[\1]", 0), (r"^\s*options\s*:", "options -", re.I | re.M)))
+neutralise = MARKERS.neutralise
 
 
 def question_text(prompt: str, principle_text: str, first: str, second: str, mode: str = "prefill") -> str:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from charter.engines.base import ChoiceRequest, Engine, GenerationRequest, choose_many, supports_prefill
+from charter.judge_text import Markers, literal
 
 Mode = Literal["choose", "generate"]
 KEY = "VERDICT"
@@ -142,10 +143,9 @@ def _messages(prompt: str) -> tuple[dict, ...]:
     return ({"role": "system", "content": _SYSTEM}, {"role": "user", "content": prompt})
 
 
-def neutralise(text: str) -> str:
-    """Make model-written text unable to fake a delimiter or a verdict line."""
-    text = text.replace("<<<", "< < <").replace(">>>", "> > >")
-    return re.sub(rf"\b({KEY})\s*:", r"\1 -", text, flags=re.IGNORECASE)
+# Model-written text must not fake a delimiter or a verdict line.
+MARKERS = Markers(rewrites=(literal("<<<", "< < <"), literal(">>>", "> > >"), (rf"\b({KEY})\s*:", r"\1 -", re.I)))
+neutralise = MARKERS.neutralise
 
 
 def render(question: Question, letters: dict[str, str], lead: str = "think") -> str:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from charter.constitution.model import HardLine
 from charter.engines.base import ChoiceRequest
 from charter.errors import CharterError
+from charter.judge_text import Markers
 from charter.serve.slots import EngineSlot
 
 _SYSTEM = ("You are a strict content-safety classifier. You answer only Yes or No. "
@@ -29,9 +30,10 @@ class JudgeAnswer:
     error: str | None = None
 
 
-def neutralise(text: str) -> str:
-    text = _TAG.sub(lambda m: m.group(0).replace("<", "(").replace(">", ")"), text)
-    return text[-MAX_CHARS:]
+# A quoted text cannot close the tag it sits in; only its end is kept, to fit a small model's context.
+MARKERS = Markers(rewrites=((_TAG, lambda m: m.group(0).replace("<", "(").replace(">", ")"), 0),),
+                  keep_last_chars=MAX_CHARS)
+neutralise = MARKERS.neutralise
 
 
 def input_question(line: HardLine, conversation: str) -> tuple[dict, ...]:
