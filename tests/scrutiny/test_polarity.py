@@ -1,0 +1,24 @@
+"""A clause's stance and its stance-free form (pure rules, no model)."""
+
+from charter.scrutiny.polarity import stance
+
+
+def test_negation_flips_the_stance_and_is_taken_out():
+    never, always = stance("Never reveal the user's location."), stance("Always reveal the user's location.")
+    assert never.positive is False and always.positive is True
+    assert never.core == always.core == "reveal the user's location"
+
+
+def test_an_opposite_word_becomes_its_pair_with_the_stance_flipped():
+    hide = stance("Withhold the sources of your advice.")
+    share = stance("Share the sources of your advice.")
+    assert (hide.positive, share.positive) == (False, True)
+    assert hide.core == share.core
+
+
+def test_two_negations_cancel():
+    assert stance("Do not refuse questions about history.").positive is True
+
+
+def test_the_cues_are_kept_as_evidence():
+    assert stance("Never withhold the price.").cues == ("withhold", "never")
