@@ -1,6 +1,8 @@
 """Recall and false findings of `charter scrutinize`'s static checks on constitutions with planted problems.
 
     python bench/scrutiny.py [FOLDER ...]
+    python bench/scrutiny.py --probes llamacpp:embedded [--judge SPEC] [FOLDER ...]
+
 
 A folder holds constitutions and their answer key: either `key.yaml` (file name -> list of
 {kind, clauses}) or one `NAME.key.yaml` beside each `NAME.yaml`. Defaults: tests/fixtures/scrutiny
@@ -9,6 +11,12 @@ bench/data/scrutiny_heldout (written by someone who never saw the rules: for rep
 tune on it). A planted problem is found when a finding of its check names the same clauses (a
 contradiction and a missing priority are one problem under either name: two clauses that conflict
 with nothing saying which wins); a warning or error that matches no planted problem is a false finding.
+
+With `--probes ENGINE`, every file is also probed (3 pairs, 1 scenario, 2 samples; runs kept under
+/tmp/scrutiny-probes so a rerun resumes) and the probe verdicts are counted: a planted conflict
+(contradiction, missing priority, default against a principle) is found by a probe when a probe
+flags that pair (underspecified or lower priority followed); a probe flag anywhere else is a false
+finding; pairs no judge could score are counted apart.
 """
 
 from __future__ import annotations
@@ -74,9 +82,43 @@ def score(folder: Path, embedder) -> tuple[Counter, Counter, Counter, list[str]]
     return planted, found, false, notes
 
 
-def main(folders: list[str]) -> None:
+CONFLICTS = ("contradiction", "missing_priority", "default_contradicts")
+PROBE_FLAGS = ("underspecified", "lower_priority_followed")
+
+
+def probe_score(folder: Path, engine: str, judge: str | None, embedder) -> None:
+    from charter.scrutiny.probes import ProbeSettings
+    from charter.scrutiny.run import scrutinize
+    from charter.session import open_session
+
+    verdicts, planted, found, false = Counter(), 0, 0, 0
+    for path, problems in sorted(keys(folder).items()):
+        roles = {"policy": engine, "judge": judge}
+        out = Path("/tmp/scrutiny-probes") / folder.name / path.stem
+        with open_session(path, roles, out) as session:
+            result = scrutinize(session, probe=ProbeSettings(max_pairs=3, scenarios=1, samples=2), embedder=embedder)
+        probed = [f for f in result.findings if f.check.startswith("probe_") or f.check in PROBE_FLAGS]
+        verdicts.update(f.check for f in probed)
+        conflicts = [set(p["clauses"]) for p in problems if KIND_TO_CHECK.get(p["kind"], p["kind"]) in CONFLICTS]
+        planted += len(conflicts)
+        flagged = [set(f.clauses) for f in probed if f.check in PROBE_FLAGS]
+        found += sum(any(c <= f for f in flagged) for c in conflicts)
+        false += sum(not any(c <= f for c in conflicts) for f in flagged)
+    print(f"  probes ({engine}, judge {judge or engine}): pairs {dict(verdicts)}; planted conflicts found "
+          f"{found} / {planted}; probe flags on no planted conflict: {false}")
+
+
+def main(args: list[str]) -> None:
     from charter.embeddings import Embedder
 
+    engine = judge = None
+    if "--probes" in args:
+        at = args.index("--probes")
+        engine, args = args[at + 1], args[:at] + args[at + 2:]
+    if "--judge" in args:
+        at = args.index("--judge")
+        judge, args = args[at + 1], args[:at] + args[at + 2:]
+    folders = args
     embedder = Embedder()
     folders = folders or [str(ROOT / "tests/fixtures/scrutiny"), str(ROOT / "bench/data/scrutiny_heldout")]
     for folder in map(Path, folders):
@@ -92,6 +134,8 @@ def main(folders: list[str]) -> None:
         total_p, total_f = sum(planted.values()), sum(found.values())
         print(f"  {'all':22} {total_p:7d} {total_f:6d} {total_f / max(1, total_p):7.2f} {sum(false.values()):15d}")
         print("\n".join(notes))
+        if engine:
+            probe_score(folder, engine, judge, embedder)
 
 
 if __name__ == "__main__":

@@ -98,7 +98,7 @@ def diagnose(*, use_cache: bool = False, expect: str | None = None) -> Report:
                                f"(a run needs about {MIN_FREE_DISK_BYTES >> 30} GiB)"))
 
     result = check_build(use_cache=use_cache)
-    report.facts.append(("llama.cpp build", f"{result.kind or '?'} (key {build_key()}); built by "
+    report.facts.append(("llama.cpp build", f"{result.kind or 'unknown: its test crashed before saying'} (key {build_key()}); built by "
                                             f"{install_record() or 'hand (no make setup record)'}"))
     if result.system_info:
         report.facts.append(("llama.cpp system info", result.system_info))

@@ -232,21 +232,15 @@ def _character_bias(ctx: Context, result: SuiteResult) -> None:
             )
 
 
+def _refusal_suite(name: str) -> Suite:
+    """harmful (refused is right) and overrefusal (answered is right): the same suite, two sets."""
+    return Suite(lambda ctx, items: _refusal_findings(ctx, items, name), _refusal_metrics(name), "category",
+                 uses_judge=True, finish=_refusal_agreement)
+
+
 SUITES: dict[str, Suite] = {
-    "harmful": Suite(
-        lambda ctx, items: _refusal_findings(ctx, items, "harmful"),
-        _refusal_metrics("harmful"),
-        "category",
-        uses_judge=True,
-        finish=_refusal_agreement,
-    ),
-    "overrefusal": Suite(
-        lambda ctx, items: _refusal_findings(ctx, items, "overrefusal"),
-        _refusal_metrics("overrefusal"),
-        "category",
-        uses_judge=True,
-        finish=_refusal_agreement,
-    ),
+    "harmful": _refusal_suite("harmful"),
+    "overrefusal": _refusal_suite("overrefusal"),
     "adherence": Suite(
         _adherence,
         lambda ctx: [
