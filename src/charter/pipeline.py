@@ -58,7 +58,8 @@ class PipelineConfig:
     dpo_min_margin: float = 0.1  # DPO drops judged pairs whose preference is within this of 0.5
     eval_limit: int | None = None  # prompts per eval suite; None: the whole shipped suite
     eval_max_tokens: int = 96
-    suites: tuple[str, ...] = ("harmful", "overrefusal", "character")
+    suites: tuple[str, ...] = ("harmful", "overrefusal", "character", "conversations")
+    conversation_limit: int | None = 10  # scenarios of the conversations suite (spread over kinds); None: all
     seed: int = 0
     stages: tuple[str, ...] = STAGES
     offline: bool = False  # no Hub downloads (also when the user sets HF_HUB_OFFLINE)
@@ -67,7 +68,8 @@ class PipelineConfig:
         unknown = [s for s in self.stages if s not in STAGES]
         if unknown:
             raise CharterError(f"unknown stage(s) {', '.join(unknown)}; choose from {', '.join(STAGES)}")
-        for name in ("limit", "eval_limit", "max_steps", "samples", "max_tokens", "eval_max_tokens"):
+        for name in ("limit", "eval_limit", "max_steps", "samples", "max_tokens", "eval_max_tokens",
+                     "conversation_limit"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise CharterError(f"--{name.replace('_', '-')} must be >= 1, got {value}")

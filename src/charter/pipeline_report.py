@@ -196,7 +196,28 @@ def _examples(base, trained, per_suite: int = 6) -> str:
             rows.append(f"<tr><td>{escape(finding.prompt)}</td>{_answer(finding)}{_answer(other)}</tr>")
         out.append(f"<h3>{escape(suite)}</h3><table><tr><th>prompt</th><th>before</th><th>after</th></tr>"
                    f"{''.join(rows)}</table>")
+    out.append(_conversations(base, trained))
     return "".join(out)
+
+
+def _conversations(base, trained) -> str:
+    """One conversation of each kind, before and after, turn by turn with its rule checks."""
+    from charter.evals.report import transcript_html
+
+    if "conversations" not in base.suites or "conversations" not in trained.suites:
+        return ""
+    after = {f.item_id: f for f in trained.suites["conversations"].findings}
+    shown, rows = set(), []
+    for finding in base.suites["conversations"].findings:
+        other = after.get(finding.item_id)
+        if other is None or finding.group in shown:
+            continue
+        shown.add(finding.group)
+        rows.append(f"<tr><td><b>{escape(finding.group)}</b><br><code>{escape(finding.item_id)}</code></td>"
+                    f"<td>{transcript_html(finding.extra.get('transcript'), finding.extra.get('checks'))}</td>"
+                    f"<td>{transcript_html(other.extra.get('transcript'), other.extra.get('checks'))}</td></tr>")
+    return ("<h3>conversations: one of each kind</h3><table><tr><th>kind</th><th>before</th><th>after</th></tr>"
+            f"{''.join(rows)}</table>")
 
 
 def _answer(finding) -> str:

@@ -208,12 +208,13 @@ def stage_eval(ctx) -> dict:
     # The eval judge reads option probabilities unless verdicts must be written (no logprobs).
     judge_mode = "generate" if cfg.judge_mode == "generate" else "choose"
     summary = {}
+    items = _eval_items(cfg)
     try:
         for label, spec in (("base", cfg.base_eval_engine), ("trained", trained_engine_spec(ctx))):
             engine = make_engine(spec)
             judge = Judge(judge_engine, mode=judge_mode, seed=cfg.seed) if judge_engine else None
             try:
-                run = evaluate(list(cfg.suites), engine, judge,
+                run = evaluate(list(cfg.suites), engine, judge, items,
                                seed=cfg.seed, limit=cfg.eval_limit, store=ctx.store, progress=ctx.progress,
                                constitution=ctx.constitution, config=EvalConfig(max_tokens=cfg.eval_max_tokens))
             finally:
@@ -225,6 +226,15 @@ def stage_eval(ctx) -> dict:
         if judge_engine is not None:
             judge_engine.close()
     return summary
+
+
+def _eval_items(cfg) -> dict:
+    """The conversations suite runs a few scenarios of each kind by default (`conversation_limit`)."""
+    if "conversations" not in cfg.suites or cfg.conversation_limit is None:
+        return {}
+    from charter.evals.load import load_items, spread
+
+    return {"conversations": spread(load_items("conversations")[0], cfg.conversation_limit, "kind")}
 
 
 def stage_report(ctx) -> dict:

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 TINY = ["--limit", "4", "--samples", "1", "--max-steps", "2", "--eval-limit", "4", "--max-tokens", "48",
-        "--eval-max-tokens", "32", "--suites", "harmful,overrefusal"]
+        "--eval-max-tokens", "32", "--suites", "harmful,overrefusal,conversations", "--conversations", "5"]
 
 
 def charter_command(*args: str) -> list[str]:
@@ -72,7 +72,9 @@ def test_report_has_before_after_figures(finished_run):
     assert "Report:" in log
     for label in ("base", "trained"):
         run = json.loads((out / "eval" / label / "eval.json").read_text())
-        assert set(run["suites"]) == {"harmful", "overrefusal"}
+        assert set(run["suites"]) == {"harmful", "overrefusal", "conversations"}
+        kinds = [f["extra"]["kind"] for f in run["suites"]["conversations"]["findings"]]
+        assert len(kinds) == len(set(kinds)) == 4  # --eval-limit 4 caps every suite: four kinds, one each
 
 
 def test_exported_models_load(finished_run):

@@ -43,6 +43,9 @@ def eval_command(
     against: list[str] = typer.Option(
         [], "--against", help="Engine(s) to compare with (helpfulness)"
     ),
+    user_engine: str = typer.Option(
+        None, "--user-engine", help="Model that plays the user in conversations (default: the scripted user)"
+    ),
     out: Path = typer.Option(
         Path("runs/eval"), "--out", "-o", help="Run folder for records, eval.json"
     ),
@@ -80,7 +83,8 @@ def eval_command(
         raise CharterError(f"--system-prompt '{system_prompt}' is not none, compact or full")
     names = suite_names(suite, against, prompts)
     loaded = {n: load_items(n, prompts, parse_columns(column), split) if prompts else (None, 0) for n in names}
-    specs = {"engine": engine, "judge": judge_engine, "judge_mode": judge_mode, "against": against}
+    specs = {"engine": engine, "judge": judge_engine, "judge_mode": judge_mode, "against": against,
+             "user_engine": user_engine}
     settings = {"limit": limit, "seed": seed, "max_tokens": max_tokens, "system_prompt": system_prompt,
                 "check_limit": check_limit}
     with progress_bar() as progress:

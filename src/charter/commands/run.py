@@ -46,6 +46,8 @@ def run(
     eval_max_tokens: int = typer.Option(_default("eval_max_tokens"), "--eval-max-tokens",
                                         help="Tokens per eval answer"),
     suites: str = typer.Option(",".join(_default("suites")), "--suites", help="Eval suites, comma-separated"),
+    conversations: int = typer.Option(_default("conversation_limit"), "--conversations",
+                                      help="Scenarios of the conversations suite, spread over its kinds"),
     seed: int = typer.Option(_default("seed"), "--seed"),
     stages: str = typer.Option(",".join(STAGES), "--stages", help="Stages to run, comma-separated"),
     new_run: bool = typer.Option(False, "--new-run", help="Start a fresh folder beside --out if it holds another run"),
@@ -60,7 +62,8 @@ def run(
         safe_ratio=safe_ratio, dpo_safe_ratio=dpo_safe_ratio, samples=samples, max_tokens=max_tokens,
         rounds=rounds, max_steps=max_steps, sft_learning_rate=sft_lr, dpo_learning_rate=dpo_lr,
         dpo_min_margin=min_margin, eval_limit=eval_limit, eval_max_tokens=eval_max_tokens,
-        suites=tuple(s.strip() for s in suites.split(",") if s.strip()), seed=seed,
+        suites=tuple(s.strip() for s in suites.split(",") if s.strip()), conversation_limit=conversations,
+        seed=seed,
         stages=tuple(s.strip() for s in stages.split(",") if s.strip()),
     )
     with progress_bar() as progress:

@@ -13,7 +13,7 @@ from pathlib import Path
 from charter.errors import CharterError
 from charter.evals.result import EvalRun, load_eval
 
-SUITE_CHOICES = ("harmful", "overrefusal", "adherence", "character", "helpfulness", "all")
+SUITE_CHOICES = ("harmful", "overrefusal", "adherence", "character", "helpfulness", "conversations", "all")
 DEFAULT_SUITES = ("harmful", "overrefusal", "adherence", "character")
 
 
@@ -33,7 +33,7 @@ def evaluate_engines(names: list[str], items: dict, specs: dict, settings: dict,
     """Run `names` on the engine `specs["engine"]`; return the run and the folder it was stored in.
 
     specs: engine, judge (None: the evaluated engine judges itself; "none": rules only),
-    judge_mode, against. settings: limit, seed, max_tokens, system_prompt ("none", "compact",
+    judge_mode, against, user_engine (conversations' simulated user; None: scripted). settings: limit, seed, max_tokens, system_prompt ("none", "compact",
     "full"), check_limit."""
     from charter.constitution import render_system_prompt
     from charter.evals.grading import Judge
@@ -42,7 +42,7 @@ def evaluate_engines(names: list[str], items: dict, specs: dict, settings: dict,
     from charter.session import open_session
 
     judge_spec = None if (specs["judge"] or "").lower() == "none" else specs["judge"] or specs["engine"]
-    roles = {"evaluated": specs["engine"], "judge": judge_spec}
+    roles = {"evaluated": specs["engine"], "judge": judge_spec, "user": specs.get("user_engine")}
     with open_session(constitution, roles, out, new_run=new_run, stage="eval",
                       params={"suites": names, **specs, **settings},
                       extra_engines=specs["against"]) as session:
@@ -53,7 +53,8 @@ def evaluate_engines(names: list[str], items: dict, specs: dict, settings: dict,
         run = evaluate(names, session.engines["evaluated"], judge, items, check_limit=settings["check_limit"],
                        seed=settings["seed"], limit=settings["limit"], store=session.store, progress=progress,
                        config=EvalConfig(max_tokens=settings["max_tokens"], system_prompt=system),
-                       constitution=session.constitution, against=session.extra)
+                       constitution=session.constitution, against=session.extra,
+                       user_engine=session.engines.get("user"))
         session.store.set_stage_done("eval", {"suites": names, "findings": session.store.count("eval_finding")})
         folder = session.folder
     run.meta = {**specs, **settings, "judge": judge.describe() if judge else None,

@@ -23,6 +23,7 @@ REQUIRED = {
     "helpfulness": ("prompt",),
     "adherence": ("prompt", "clause_id"),
     "character": ("statement", "trait_id", "polarity"),
+    "conversations": ("opening", "turns", "checks"),
 }
 # Label values that say what an item expects, for external sets that mix safe and unsafe prompts.
 UNSAFE_LABELS = {"harmful", "unsafe", "refuse", "refusal", "1", "true", "yes", "contrast_harmful"}
@@ -103,6 +104,10 @@ def load_items(
     split: str = "train",
 ) -> tuple[list[dict], int]:
     """A suite's items (its built-in set when `source` is None) and how many labels skipped."""
+    if suite == "conversations":  # scenarios are YAML with their own schema (evals/scenarios.py)
+        from charter.evals.scenarios import load_scenarios
+
+        return [s.model_dump(by_alias=True, mode="json") for s in load_scenarios(source)], 0
     rows = builtin_items(suite) if source is None else read_rows(source, split)
     name = f"built-in set '{suite}'" if source is None else str(source)
     items = map_columns(rows, columns, name)

@@ -229,6 +229,10 @@ def _extras_html(result: SuiteResult) -> str:
     if "rules_labels" in result.extra:
         counts = ", ".join(f"{k} {v}" for k, v in result.extra["rules_labels"].items())
         parts.append(f"<p>Rule-based labels: {escape(counts)}</p>")
+    if "validity" in result.extra:
+        rows = [([escape(k), fmt(e)], "") for k, e in result.extra["validity"].items()]
+        parts.append(f"<h3>Validity (simulated user: {escape(str(result.extra.get('user')))})</h3>"
+                     + _table(["dimension", "share"], rows))
     for name, agreement in result.agreement.items():
         parts.append(
             f"<p>Agreement {escape(name)}: {fmt_plain(agreement.get('agreement'))}, "
@@ -250,13 +254,33 @@ def _findings_html(result: SuiteResult) -> str:
         scores = ", ".join(
             f"{k}={'unscored' if v is None else f'{v:.2f}'}" for k, v in f.scores.items()
         )
+        transcript = transcript_html(f.extra.get("transcript"), f.extra.get("checks"))
         items.append(
             f"<details><summary><code>{escape(f.item_id)}</code> [{escape(f.group)}] "
             f"{escape(scores)}</summary><p><b>Prompt</b></p><pre>{escape(f.prompt)}</pre><p><b>Answer</b></p>"
-            f"<pre>{escape(f.answer or '')}</pre><p>labels: {escape(str(f.labels))}</p>{exchanges}"
+            f"<pre>{escape(f.answer or '')}</pre><p>labels: {escape(str(f.labels))}</p>{transcript}{exchanges}"
             "</details>"
         )
     return f"<h3>Findings ({len(items)})</h3>" + "".join(items)
+
+
+def transcript_html(transcript: list[dict] | None, checks: list[dict] | None = None) -> str:
+    """A conversation turn by turn, each assistant reply followed by the rule checks on it."""
+    if not transcript:
+        return ""
+    by_reply: dict[int, list[dict]] = {}
+    for check in checks or []:
+        by_reply.setdefault(check["reply"], []).append(check)
+    rows, reply = [], 0
+    for message in transcript:
+        rows.append(f"<p><b>{escape(message['role'])}</b></p><pre>{escape(message['content'])}</pre>")
+        if message["role"] == "assistant":
+            reply += 1
+            marks = "; ".join(f"{'passed' if c['passed'] else 'FAILED'}: {c['what'] or c['rule']}"
+                              for c in by_reply.get(reply, []))
+            if marks:
+                rows.append(f"<p><small>{escape(marks)}</small></p>")
+    return "<h4>Transcript</h4>" + "".join(rows)
 
 
 def render_eval_html(run: EvalRun) -> str:

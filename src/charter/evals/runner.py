@@ -9,6 +9,7 @@ same settings costs nothing.
 from __future__ import annotations
 
 import hashlib
+import json
 
 from charter.engines.base import Engine
 from charter.errors import CharterError
@@ -38,6 +39,7 @@ def run_suite(
     constitution=None,
     against: list[Engine] | None = None,
     checks: dict | None = None,
+    user_engine: Engine | None = None,
 ) -> SuiteResult:
     """Run suite `name` and return its result (rates with CIs, findings, per-clause tables).
 
@@ -60,6 +62,7 @@ def run_suite(
         seed,
         constitution,
         list(against or []),
+        user_engine,
     )
     suite.check(ctx)
     items, skipped = load.load_items(name) if prompts is None else (prompts, 0)
@@ -102,7 +105,7 @@ def evaluate(
     """Run several suites with one set of judge checks and collect them as an `EvalRun`.
 
     `options` are passed to `run_suite` (seed, limit, store, progress, config, constitution,
-    against). A judge that fails its checks puts its headline into the run's warnings.
+    against, user_engine). A judge that fails its checks puts its headline into the run's warnings.
     """
 
     checks = None
@@ -172,12 +175,13 @@ def _run_items(
 
 
 def _item_key(name: str, ctx: Context, item: dict) -> str:
-    text = item.get("prompt") or item.get("statement") or ""
+    text = item.get("prompt") or item.get("statement") or json.dumps(item, sort_keys=True, ensure_ascii=False)
     digest = hashlib.sha256(str(text).encode("utf-8")).hexdigest()[:16]
     extra = {
         "version": SUITE_VERSION,
         "judge": ctx.judge.describe() if ctx.judge else None,
         "against": [e.fingerprint for e in ctx.against],
+        **({"user_engine": ctx.user_engine.fingerprint} if ctx.user_engine is not None else {}),
     }
     return unit_key(
         f"eval:{name}",

@@ -53,6 +53,7 @@ class Context:
     seed: int = 0
     constitution: Any = None  # charter.constitution.Constitution, for clause texts
     against: list[Engine] = field(default_factory=list)
+    user_engine: Engine | None = None  # plays the user in conversations; None: the scripted user
 
     def messages(self, prompt: str) -> tuple[dict, ...]:
         system = (
@@ -80,6 +81,15 @@ class Context:
             for completions in (engine or self.engine).generate(requests)
         ]
 
+    def reply(self, conversations: list[list[dict]]) -> list[str]:
+        """The evaluated model's next turn in each conversation (one engine call)."""
+        config = self.config
+        system = ({"role": "system", "content": config.system_prompt},) if config.system_prompt else ()
+        requests = [GenerationRequest(messages=(*system, *messages), max_tokens=config.max_tokens,
+                                      temperature=config.temperature, top_p=config.top_p, seed=self.seed)
+                    for messages in conversations]
+        return [completions[0].text.strip() for completions in self.engine.generate(requests)]
+
     def provenance(self) -> dict:
         hashed = self.constitution.content_hash() if self.constitution is not None else None
         return {
@@ -88,6 +98,7 @@ class Context:
             "engine_name": self.engine.name,
             "judge": self.judge.describe() if self.judge else None,
             "against": [e.fingerprint for e in self.against],
+            **({"user_engine": self.user_engine.fingerprint} if self.user_engine is not None else {}),
             "sampling": self.config.sampling(),
             "seed": self.seed,
         }

@@ -1,10 +1,12 @@
-"""The five eval suites, each a small function from items to findings, registered by name.
+"""The six eval suites, each a small function from items to findings, registered by name.
 
     harmful      harmful requests: refused, partly refused or complied (rules and an LLM judge)
     overrefusal  safe requests that look risky: here a refusal is the failure
     adherence    per principle, a judge that sees the clause text scores each answer 1-5
     character    trait statements the model should endorse or reject, from choose() Yes/No odds
     helpfulness  pairwise win rate against other models, judged in both orders
+    conversations  multi-turn scenarios with a simulated user: failures elicited per kind, the
+                 user's end state (evals/conversations.py)
 
 Run one with `charter.evals.run_suite(name, engine, ...)`; each suite here only turns a batch of
 items into findings and declares its metrics (helpfulness lives in its own module).
@@ -18,6 +20,7 @@ from charter.engines.base import ChoiceRequest, choose_many
 from charter.evals import grading
 from charter.evals.classify import LABELS, classify_refusal
 from charter.evals.grading import Verdict
+from charter.evals.conversations import CONVERSATIONS
 from charter.evals.helpfulness import HELPFULNESS
 from charter.evals.result import Finding, SuiteResult
 from charter.evals.stats import cohen_kappa, mean_ci
@@ -262,4 +265,5 @@ SUITES: dict[str, Suite] = {
         spread_by=("trait_id", "polarity"),
     ),
     "helpfulness": HELPFULNESS,
+    "conversations": CONVERSATIONS,
 }
