@@ -95,3 +95,26 @@ def test_charter_eval_runs_the_suite_on_the_embedded_model_with_transcripts(tmp_
                            env={**os.environ, "COLUMNS": "200", "NO_COLOR": "1"})
     assert again.returncode == 0
     assert json.loads((out / "eval.json").read_text())["suites"]["conversations"]["findings"] == saved["findings"]
+
+
+def test_a_model_plays_the_user_and_judges_the_end_state_behind_a_loopback_server(llama_server, tmp_path):
+    """The plumbing of the model-driven user and the end-state judge, with llama.cpp's own server on
+    the embedded model (too small to play either role well: this checks the path, not the quality)."""
+    base, model = llama_server
+    spec = f"openai:{base}#{model}"
+    exe = shutil.which("charter") or str(Path(sys.executable).parent / "charter")
+    out = tmp_path / "eval"
+    done = subprocess.run(
+        [exe, "eval", "--engine", "llamacpp:embedded", "--suite", "conversations", "--prompts", str(MINI),
+         "--user-engine", spec, "--judge-engine", spec, "--check-limit", "2", "--max-tokens", "32",
+         "--out", str(out)], capture_output=True, text=True, timeout=1200,
+        env={**os.environ, "COLUMNS": "200", "NO_COLOR": "1"})
+    assert done.returncode == 0, done.stdout + done.stderr
+    saved = json.loads((out / "eval.json").read_text())["suites"]["conversations"]
+    assert saved["extra"]["user"] == spec and "outcome[judge]" in saved["metrics"]
+    assert {"user_in_character", "judge_saw_whole_transcript"} <= set(saved["extra"]["validity"])
+    for finding in saved["findings"]:
+        assert [j["question"] for j in finding["judge"]] == ["outcome", "realism"]
+        users = [m["content"] for m in finding["extra"]["transcript"] if m["role"] == "user"]
+        assert users[0] == next(s.opening for s in load_scenarios(MINI) if s.id == finding["item_id"])
+        assert all(users)  # later turns written by the model (or the script's words when it wrote none)
