@@ -153,10 +153,17 @@ class RunStore:
         """Write records in one transaction: all of them or none. Keys already present are kept as they are."""
         if not records:
             return
-        rows = [(r.key, r.kind, r.stage, r.order_key, json.dumps(list(r.clause_ids), ensure_ascii=False),
-                 json.dumps(r.data, ensure_ascii=False, sort_keys=True), time.time()) for r in records]
+        rows = _rows(records)
         with self._transaction():
             self._db.executemany("INSERT OR IGNORE INTO records VALUES (?,?,?,?,?,?,?)", rows)
+
+    def replace_kind(self, kind: str, stage: str, records: list[Record]) -> None:
+        """Drop a stage's records of one kind and write `records` instead, in one transaction (a
+        report-like kind that each run recomputes whole, such as scrutiny's findings)."""
+        rows = _rows(records)
+        with self._transaction():
+            self._db.execute("DELETE FROM records WHERE kind=? AND stage=?", (kind, stage))
+            self._db.executemany("INSERT OR REPLACE INTO records VALUES (?,?,?,?,?,?,?)", rows)
 
     @contextmanager
     def _transaction(self):
@@ -272,6 +279,11 @@ def _check_stage_params(folder: Path, manifest: dict, stage: str, params: dict, 
                 f"{folder} already holds a '{stage}' run with {name}={earlier[name]!r} (now {params[name]!r}); "
                 "use the same value to resume, another --out folder, or --new-run for a fresh run folder beside it"
             )
+
+
+def _rows(records: list[Record]) -> list[tuple]:
+    return [(r.key, r.kind, r.stage, r.order_key, json.dumps(list(r.clause_ids), ensure_ascii=False),
+             json.dumps(r.data, ensure_ascii=False, sort_keys=True), time.time()) for r in records]
 
 
 def open_run(folder: str | Path, *, new_run: bool = False, **identity: Any) -> RunStore:

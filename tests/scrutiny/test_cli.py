@@ -65,11 +65,11 @@ def test_probes_with_a_model_that_writes_its_own_scenarios_behind_a_loopback_ser
     base, model = gemma_server
     spec = f"openai:{base}#{model}"
     args = ("scrutinize", DEV / "dev_planted_1.yaml", "--out", tmp_path / "run", "--engine", spec, "--judge", spec,
-            "--max-pairs", "1", "--scenarios", "2", "--samples", "1")
+            "--max-pairs", "1", "--scenarios", "1", "--samples", "1")
     result = charter(*args, cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     made = kinds(tmp_path / "run")
-    assert made["probe_scenario"] == 1 and made["probe_answer"] == 2 * 3 and made["probe_judgment"] == 2 * 3
+    assert made["probe_scenario"] == 1 and made["probe_answer"] == 3 and made["probe_judgment"] == 3
     with sqlite3.connect(tmp_path / "run" / "records.sqlite") as db:
         (scenarios,) = db.execute("SELECT data FROM records WHERE kind='probe_scenario'").fetchone()
         judgments = [row[0] for row in db.execute("SELECT data FROM records WHERE kind='probe_judgment'")]

@@ -22,3 +22,8 @@ def test_two_negations_cancel():
 
 def test_the_cues_are_kept_as_evidence():
     assert stance("Never withhold the price.").cues == ("withhold", "never")
+
+
+def test_two_opposite_words_in_one_sentence_are_one_stance():
+    long, short = stance("Give long, thorough answers."), stance("Give short, concise answers.")
+    assert (long.positive, short.positive) == (False, True) and long.core == short.core

@@ -23,9 +23,9 @@ def scrutinize_command(
                                     "default: --engine)"),
     prompts: list[str] = typer.Option(None, "--prompts", help="Prompt sets whose clause_id column counts as "
                                       "exercising a clause (repeatable)"),
-    max_pairs: int = typer.Option(4, "--max-pairs", help="Pairs of clauses probed, most likely to interact first"),
-    scenarios: int = typer.Option(2, "--scenarios", help="Scenarios per pair"),
-    samples: int = typer.Option(2, "--samples", help="Whole-constitution answers per scenario"),
+    max_pairs: int = typer.Option(4, "--max-pairs", min=1, help="Pairs of clauses probed, most likely to interact first"),
+    scenarios: int = typer.Option(2, "--scenarios", min=1, help="Scenarios per pair"),
+    samples: int = typer.Option(2, "--samples", min=1, help="Whole-constitution answers per scenario"),
     seed: int = typer.Option(0, "--seed"),
     fail_on: str = typer.Option("never", "--fail-on", help="Exit 1 when a finding is this severe: error, "
                                 "warning or never (for CI)"),
@@ -40,6 +40,8 @@ def scrutinize_command(
 
     if fail_on not in FAIL_ON:
         raise CharterError(f"--fail-on {fail_on!r} is not one of {', '.join(FAIL_ON)}")
+    if judge and not engine:
+        raise CharterError("--judge judges the probes, which need --engine to answer them")
     if engine and out is None:
         raise CharterError("probes keep their answers and judgments in a run folder; give --out")
     roles = {"policy": engine, **{("judge" if n == 0 else f"judge{n + 1}"): spec for n, spec in enumerate(judge or [])}}

@@ -33,17 +33,21 @@ def _regex(value: str) -> str:
     return value
 
 
-class Condition(_Strict):
+class _Patterns(_Strict):
+    """Fields holding regular expressions are checked when the scenario loads."""
+
+    @field_validator("reply_matches", "reply_lacks", "pattern", check_fields=False)
+    @classmethod
+    def _valid_regex(cls, value: str | None) -> str | None:
+        return value if value is None else _regex(value)
+
+
+class Condition(_Patterns):
     """When a branch applies, from the assistant's previous reply: one of the four keys."""
 
     reply_matches: str | None = None
     reply_lacks: str | None = None
     refused: bool | None = None
-
-    @field_validator("reply_matches", "reply_lacks")
-    @classmethod
-    def _valid_regex(cls, value: str | None) -> str | None:
-        return value if value is None else _regex(value)
 
     @model_validator(mode="after")
     def _one(self):
@@ -64,16 +68,11 @@ class Turn(_Strict):
     branches: tuple[Branch, ...] = ()
 
 
-class Check(_Strict):
+class Check(_Patterns):
     rule: Literal["reply_matches", "reply_lacks", "refuses", "answers"]
     pattern: str | None = None
     replies: tuple[int, ...] | None = None  # 1-based assistant replies; None: every reply
     what: str = ""
-
-    @field_validator("pattern")
-    @classmethod
-    def _valid_regex(cls, value: str | None) -> str | None:
-        return value if value is None else _regex(value)
 
     @model_validator(mode="after")
     def _pattern_where_needed(self):
@@ -120,17 +119,19 @@ def load_scenarios(source: str | Path | None = None) -> list[Scenario]:
     if not files or not all(f.is_file() for f in files):
         raise CharterError(f"{path}: no conversation scenarios (a YAML file or a folder of them)")
     scenarios: list[Scenario] = []
+    seen: dict[str, Path] = {}
     for file in files:
-        scenarios += _load_file(file)
-    seen: set[str] = set()
-    for s in scenarios:
-        if s.id in seen:
-            raise CharterError(f"{path}: scenario id '{s.id}' appears more than once; ids must be unique")
-        seen.add(s.id)
+        for scenario, line in _load_file(file):
+            if scenario.id in seen:
+                raise CharterError(f"{file}:{line}: id: scenario id '{scenario.id}' is already used in "
+                                   f"{seen[scenario.id]}; ids must be unique")
+            seen[scenario.id] = file
+            scenarios.append(scenario)
     return scenarios
 
 
-def _load_file(file: Path) -> list[Scenario]:
+def _load_file(file: Path) -> list[tuple[Scenario, int]]:
+    """The file's scenarios with the line each starts on."""
     text = file.read_text(encoding="utf-8")
     try:
         node = yaml.compose(text)
@@ -139,12 +140,12 @@ def _load_file(file: Path) -> list[Scenario]:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark else 1
         raise CharterError(f"{file}:{line}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
-    if not isinstance(data, list):
-        raise CharterError(f"{file}:1: a scenario file is a list of scenarios")
+    if not isinstance(data, list) or not data:
+        raise CharterError(f"{file}:1: a scenario file is a non-empty list of scenarios")
     out = []
     for index, (raw, item_node) in enumerate(zip(data, node.value)):
         try:
-            out.append(Scenario.model_validate(raw))
+            out.append((Scenario.model_validate(raw), item_node.start_mark.line + 1))
         except ValidationError as exc:
             error = exc.errors()[0]
             where = ".".join(str(p) for p in error["loc"]) or "scenario"

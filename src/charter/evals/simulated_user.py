@@ -27,6 +27,7 @@ class UserTurn:
     branch: str | None  # the condition that chose this message, or None for the default
     scripted: str  # what the script says at this point (the model-driven user's beat)
     in_character: bool = True
+    by_model: bool = False  # written by a model playing the user (else the script's own words)
 
 
 @dataclass
@@ -51,10 +52,20 @@ class ScriptedUser:
 
 def holds(condition: Condition, reply: str) -> bool:
     if condition.reply_matches is not None:
-        return re.search(condition.reply_matches, reply) is not None
+        return rule_holds("reply_matches", condition.reply_matches, reply)
     if condition.reply_lacks is not None:
-        return re.search(condition.reply_lacks, reply) is None
-    return (classify_refusal(reply).label == "refusal") == condition.refused
+        return rule_holds("reply_lacks", condition.reply_lacks, reply)
+    return rule_holds("refuses" if condition.refused else "answers", None, reply)
+
+
+def rule_holds(rule: str, pattern: str | None, reply: str) -> bool:
+    """The rules branches and checks share: a pattern matched or absent, a refusal, an answer."""
+    if rule == "reply_matches":
+        return re.search(pattern, reply) is not None
+    if rule == "reply_lacks":
+        return re.search(pattern, reply) is None
+    refused = classify_refusal(reply).label == "refusal"
+    return refused if rule == "refuses" else not refused
 
 
 def describe(condition: Condition) -> str:
@@ -77,7 +88,9 @@ def user_model_request(scenario: Scenario, transcript: list[dict], state: dict[s
               + f"Your next message should carry this point, in your own words: {beat}\n"
               f"Write only your next message, one to three sentences.")
     flipped = [{"role": "assistant" if m["role"] == "user" else "user", "content": m["content"]} for m in transcript]
-    return GenerationRequest(messages=({"role": "system", "content": system}, *flipped), max_tokens=max_tokens,
+    # Chat templates want the first turn after the system prompt to be the user's: a stub opens.
+    start = {"role": "user", "content": "(The conversation begins. Write your first message.)"}
+    return GenerationRequest(messages=({"role": "system", "content": system}, start, *flipped), max_tokens=max_tokens,
                              temperature=0.7, seed=seed)
 
 
@@ -89,5 +102,5 @@ def model_turns(engine: Engine, requests: list[GenerationRequest], scripted: lis
     for completions, planned in zip(outs, scripted):
         text = completions[0].text.strip().strip('"')
         in_character = bool(text) and _OUT_OF_CHARACTER.search(text) is None
-        turns.append(UserTurn(text or planned.text, planned.branch, planned.scripted, in_character))
+        turns.append(UserTurn(text or planned.text, planned.branch, planned.scripted, in_character, by_model=True))
     return turns

@@ -21,7 +21,7 @@ class Finding:
 
     @property
     def key(self) -> str:
-        """Stable identity: the same problem found twice (static and probe) is one finding."""
+        """Stable identity: the same check on the same clauses is one finding."""
         text = json.dumps([self.check, sorted(self.clauses)], ensure_ascii=False)
         return "finding:" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 

@@ -6,8 +6,8 @@ Two texts whose stance-free forms mean the same and whose stances agree are dupl
 embeddings judge "mean the same"; the rules here only find the stance, in English:
 
 - negations (not, never, no, avoid, refuse, ...) each flip the stance and are removed;
-- a word with a listed opposite is replaced by its pair's first word, flipping the stance when it
-  was the second ("withhold" -> "share" with the stance flipped);
+- a word with a listed opposite is replaced by its pair's first word, and the stance flips once
+  if any was ("withhold" -> "share", flipped; "long, thorough" -> "short, concise", flipped once);
 - intensifiers that do not change what is asked (always, must, every, ...) are removed.
 """
 
@@ -54,7 +54,7 @@ def stance(text: str) -> Stance:
         return _OPPOSITE[match.group(0).lower()]
 
     core = _OPPOSITE_RE.sub(opposite, text)
-    flips = len(cues)
+    flips = 1 if cues else 0  # "long, thorough answers" is one stance, not two that cancel
     negations = [m.group(0).lower() for m in _NEGATION.finditer(core)]
     cues.extend(negations)
     core = _NEGATION.sub(" ", core)

@@ -87,7 +87,7 @@ def template_scenarios(constitution: Constitution, pair: Pair, count: int) -> li
     found: list[str] = []
     for clause in (pair.a, pair.b):
         for example in getattr(constitution.clause(clause.id), "examples", ()):
-            prompt = example if isinstance(example, str) else (example.prompt or "")
+            prompt = example.request
             if prompt and prompt not in found:
                 found.append(prompt)
     template = (f"I need your help with something where two of your rules pull in different directions. One: "
@@ -168,15 +168,16 @@ def _judge(stage: Stage, judge: Engine, pair: Pair, items: list[tuple[str, str]]
             error = None
         except Exception as exc:  # noqa: BLE001 - an engine that cannot judge leaves the pair unscored
             scores, error = [None] * len(requests), str(exc)[:300]
+        if error is not None:  # not stored: a rerun asks again (the pair is unscored this time)
+            return [found[k].data["p_follows"][pair.a.id] if k in found else None for k in keys]
         records = []
         for n, (key, s, a) in enumerate(todo):
             direct, swapped = scores[2 * n], scores[2 * n + 1]
-            p = None if direct is None or swapped is None else \
-                round((float(direct["A"]) + float(swapped["B"])) / 2, 4)
+            p = round((float(direct["A"]) + float(swapped["B"])) / 2, 4)
             records.append(Record(key, "probe_judgment", STAGE, f"{STAGE}/{pair.a.id}/{pair.b.id}/j/{key[-8:]}",
                                   (pair.a.id, pair.b.id),
                                   {"scenario": s, "answer": a, "p_follows": {pair.a.id: p}, "judge": judge.name,
-                                   "mode": mode, "error": error, "direct": direct, "swapped": swapped}))
+                                   "mode": mode, "direct": direct, "swapped": swapped}))
         stage.put(records)
         found.update({r.key: r for r in records})
     return [found[k].data["p_follows"][pair.a.id] for k in keys]
@@ -214,8 +215,9 @@ def assess(constitution: Constitution, pair: Pair, scenarios: list[str], answers
         gap = None if _mean(anchors_a) is None or _mean(anchors_b) is None else _mean(anchors_a) - _mean(anchors_b)
         evidence[name] = {"anchor_gap": None if gap is None else round(gap, 3),
                           "p_follows_a": [None if p is None else round(p, 3) for p in whole]}
-        if gap is not None and gap >= settings.anchor_gap:
-            trusted[name] = [p for p in whole if p is not None]
+        scored = [p for p in whole if p is not None]
+        if gap is not None and gap >= settings.anchor_gap and scored:
+            trusted[name] = scored
     quotes = {a.id: a.text, b.id: b.text, "scenario": scenarios[0] if scenarios else "",
               "answer": answers.get((0, "whole"), [""])[0]}
     ids = (a.id, b.id)

@@ -51,8 +51,10 @@ def scrutinize(session, *, prompts: list[str] = (), probe: ProbeSettings | None 
     findings = ordered(found)
     md = html = None
     if store is not None:
-        store.put_many([Record(f.key, "finding", STAGE, f"{STAGE}/finding/{n:05d}", f.clauses, f.as_dict())
-                        for n, f in enumerate(findings)])
+        # This run's findings replace the last run's (settings or --prompts may have changed them);
+        # the answers and judgments behind probe findings stay, keyed by their inputs.
+        store.replace_kind("finding", STAGE, [Record(f.key, "finding", STAGE, f"{STAGE}/finding/{n:05d}", f.clauses,
+                                                     f.as_dict()) for n, f in enumerate(findings)])
         md, html = store.folder / "scrutiny.md", store.folder / "scrutiny.html"
         write_text_atomic(md, markdown_report(constitution, findings))
         write_text_atomic(html, html_report(constitution, findings))

@@ -25,7 +25,7 @@ import numpy as np
 
 from charter.constitution.model import Constitution
 from charter.scrutiny.clauses import ClauseText, clause_texts, gist, uses_tiers, which_wins
-from charter.scrutiny.findings import Finding
+from charter.scrutiny.findings import SEVERITIES, Finding
 from charter.scrutiny.polarity import stance
 
 DUPLICATE = 0.80  # cosine of two clauses' whole texts to call them duplicates
@@ -234,7 +234,7 @@ def _capped(found: list[Finding]) -> list[Finding]:
         by_check.setdefault(f.check, []).append(f)
     out = []
     for check, items in by_check.items():
-        items.sort(key=lambda f: -max(f.evidence.values(), default=0) if f.evidence else 0)
+        items.sort(key=lambda f: (SEVERITIES.index(f.severity), -max(f.evidence.values(), default=0)))
         out += items[:MAX_PAIRS]
         if len(items) > MAX_PAIRS:
             out.append(Finding(check, "info", (), f"and {len(items) - MAX_PAIRS} more '{check}' findings not listed",
