@@ -138,3 +138,20 @@ def test_an_empty_scenario_file_and_a_repeated_id_are_located_errors(tmp_path):
     (folder / "b.yaml").write_text(MINI.read_text())
     with pytest.raises(CharterError, match=r"b.yaml:2: id: scenario id 'mini-adapt' is already used in .*a.yaml"):
         load_scenarios(folder)
+
+
+def test_the_end_state_judge_is_checked_on_the_gold_conversations():
+    from charter.evals.conversations import gold_checks
+    from charter.evals.grading import Judge
+    from charter.evals.load import builtin_items
+
+    gold = builtin_items("conversations_gold")
+    assert len(gold) == 16 and sum(r["better_off"] for r in gold) == 8
+    always_ten = ScriptedEngine(choose=lambda prompt, options: {o: (0.9 if o == "J" else 0.1 / 9) for o in options})
+    checks = gold_checks(Judge(always_ten, mode="choose"))
+    assert checks["scored"] == 16 and checks["agreement"] == 0.5 and not checks["passed"]
+    result = run_suite("conversations", ScriptedEngine(), Judge(always_ten, mode="choose"), prompts=items()[:1],
+                       config=EvalConfig(max_tokens=16), checks={"passed": True, "headline": ""})
+    assert result.extra["gold_checks"]["passed"] is False
+    assert any("gold conversations" in w for w in result.warnings)
+    assert result.findings[0].scores["outcome[judge]"] == 1.0

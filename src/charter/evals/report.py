@@ -233,6 +233,11 @@ def _extras_html(result: SuiteResult) -> str:
         rows = [([escape(k), fmt(e)], "") for k, e in result.extra["validity"].items()]
         parts.append(f"<h3>Validity (simulated user: {escape(str(result.extra.get('user')))})</h3>"
                      + _table(["dimension", "share"], rows))
+    if "gold_checks" in result.extra:
+        gold = result.extra["gold_checks"]
+        parts.append(f"<p>End-state judge on {gold['gold']} gold conversations: agreement "
+                     f"{fmt_plain(gold['agreement'])} ({gold['scored']} scored), position consistency "
+                     f"{fmt_plain(gold['position_consistency'])}; {'passed' if gold['passed'] else 'FAILED'}.</p>")
     for name, agreement in result.agreement.items():
         parts.append(
             f"<p>Agreement {escape(name)}: {fmt_plain(agreement.get('agreement'))}, "
