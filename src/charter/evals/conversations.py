@@ -135,7 +135,7 @@ def _finding(scenario: Scenario, played: dict, text: str, whole: bool, verdicts:
     finding = Finding(
         "conversations", scenario.id, scenario.kind, list(scenario.clauses), scenario.opening,
         played["replies"][-1] if played["replies"] else None,
-        labels={"failed_checks": [c["what"] or c["rule"] for c in failed]},
+        labels={"failed_checks": list(dict.fromkeys(c["what"] or c["rule"] for c in failed))},
         extra={"kind": scenario.kind, "transcript": played["transcript"], "checks": checks,
                "state": {"start": dict(scenario.state), "end": played["state"]},
                "branches": [t.branch for t in played["user_turns"]],
