@@ -26,7 +26,13 @@ import re
 from charter.evals import grading
 from charter.evals.result import Finding, SuiteResult
 from charter.evals.scenarios import Scenario
-from charter.evals.simulated_user import ScriptedUser, UserTurn, model_turns, rule_holds, user_model_request
+from charter.evals.simulated_user import (
+    ScriptedUser,
+    UserTurn,
+    model_turns,
+    rule_holds,
+    user_model_request,
+)
 from charter.evals.stats import mean_ci
 from charter.evals.suite import Context, Suite, exchange, metric
 from charter.judge_text import Markers
@@ -34,7 +40,7 @@ from charter.judge_text import Markers
 JUDGE_CHARS = 6000  # transcript characters a judge is shown; longer ones are cut (and flagged)
 RATING_LETTERS = "ABCDEFGHIJ"  # the end-state ratings 1-10 as the judge picks them
 # A message cannot fake the next speaker's label in what the judge reads.
-TURN_MARKERS = Markers(rewrites=((r"^(\s*)(user|assistant)\s*:", r"\1\2 -", re.I | re.M),))
+TURN_MARKERS = Markers(rewrites=((r"^(\s*)(user|assistant)\s*:", r"\1\2 -", re.IGNORECASE | re.MULTILINE),))
 USER_MAX_TOKENS = 96
 
 

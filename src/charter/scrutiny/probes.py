@@ -23,7 +23,13 @@ import numpy as np
 
 from charter.constitution.model import Constitution
 from charter.constitution.render import render_system_prompt
-from charter.data.judging import LETTER_CLOSING, PREFILL_CLOSING, choice_request, neutralise, resolve_judge_mode
+from charter.data.judging import (
+    LETTER_CLOSING,
+    PREFILL_CLOSING,
+    choice_request,
+    neutralise,
+    resolve_judge_mode,
+)
 from charter.data.runner import Stage, Step, run_steps, stable_seed, text_id
 from charter.engines.base import ChoiceRequest, Engine, GenerationRequest, choose_many
 from charter.recipes import too_small_to_judge

@@ -168,8 +168,8 @@ def _tensions(constitution: Constitution, clauses: list[ClauseText], already: se
                     found.append(Finding(
                         "missing_priority", "warning", (a.id, b.id),
                         f"'{a.id}' and '{b.id}' pull on the two sides of {name}, and {where}",
-                        f"put them in different tiers, or say in one of them (or its rationale) which wins "
-                        f"when they meet", {a.id: a.text, b.id: b.text}, {"tension": name}))
+                        "put them in different tiers, or say in one of them (or its rationale) which wins "
+                        "when they meet", {a.id: a.text, b.id: b.text}, {"tension": name}))
                     break
     return found
 
