@@ -167,3 +167,24 @@ def test_a_run_still_being_written_shows_its_new_records(tmp_path, monkeypatch):
         assert catalog.records(run, RecordQuery(search="later"))[1] == 3
     finally:
         writer.close()
+
+
+def test_a_conversation_finding_is_shown_turn_by_turn_with_its_checks(tmp_path):
+    from charter.store import Record, RunStore
+
+    folder = tmp_path / "run"
+    store = RunStore.open(folder, constitution_hash="test0000test0000")
+    transcript = [{"role": "user", "content": "Call me Captain."}, {"role": "assistant", "content": SCRIPT},
+                  {"role": "user", "content": "Distance to Madeira?"}, {"role": "assistant", "content": "Far, Captain."}]
+    checks = [{"rule": "reply_matches", "reply": 1, "what": "calls the user Captain", "passed": False},
+              {"rule": "reply_matches", "reply": 2, "what": "calls the user Captain", "passed": True}]
+    store.put_many([Record("conv1", "eval_finding", "eval:conversations", "eval:conversations/0", ("address",),
+                           {"prompt": "Call me Captain.", "answer": "Far, Captain.", "suite": "conversations",
+                            "extra": {"kind": "adaptation", "transcript": transcript, "checks": checks}})])
+    store.close()
+    body = get(ViewApp(RunCatalog([folder])), "/run/0/record/conv1").body.decode()
+    table = body.split('id="transcript"', 1)[1].split("</table>", 1)[0]
+    assert table.count("<tr>") == 5 and "Distance to Madeira?" in table
+    assert "FAILED: calls the user Captain" in table and "passed: calls the user Captain" in table
+    assert table.index("FAILED") < table.index("Distance to Madeira?") < table.index("passed:")
+    assert "<script>" not in body and "&lt;script&gt;" in table

@@ -75,6 +75,9 @@ created {{ created }}</p>
 {% if critique_chain %}<h2>Critique chain</h2><table id="critique-chain"><tr><th>round</th><th>step</th><th>principle</th><th>text</th></tr>
 {% for r in critique_chain %}<tr{% if r.key == record.key %} class="current"{% endif %}><td>{{ r.data.round }}</td><td><a href="/run/{{ run.index }}/record/{{ r.key }}">{{ r.data.step }}</a></td>
 <td>{% if r.data.principle_id %}<a class="pill" href="/run/{{ run.index }}#clause-{{ r.data.principle_id }}">{{ r.data.principle_id }}</a>{% endif %}</td><td><pre>{{ r.data.text|text }}</pre></td></tr>{% endfor %}</table>{% endif %}
+{% if record.data.extra and record.data.extra.transcript %}<h2>Conversation</h2><table id="transcript"><tr><th>turn</th><th>who</th><th>message</th><th>rule checks on this reply</th></tr>
+{% set ns = namespace(reply=0) %}{% for m in record.data.extra.transcript %}{% if m.role == "assistant" %}{% set ns.reply = ns.reply + 1 %}{% endif %}<tr><td>{{ loop.index }}</td><td>{{ m.role }}</td><td><pre>{{ m.content|text }}</pre></td>
+<td>{% if m.role == "assistant" %}{% for c in record.data.extra.checks or [] %}{% if c.reply == ns.reply %}<span class="{{ 'good' if c.passed else 'bad' }}">{{ "passed" if c.passed else "FAILED" }}: {{ c.what or c.rule }}</span><br>{% endif %}{% endfor %}{% endif %}</td></tr>{% endfor %}</table>{% endif %}
 {% if record.data.judge %}<h2>Judge</h2>{% for ex in record.data.judge %}<div class="judge"><p>verdict <b>{{ ex.verdict }}</b>{% if ex.probs %} · {{ ex.probs|text }}{% endif %}</p>
 <h3>judge's prompt</h3><pre class="judge-prompt">{{ ex.prompt|text }}</pre><h3>judge's reply</h3><pre>{{ ex.reply|text }}</pre></div>{% endfor %}{% endif %}
 {% if judgments %}<h2>Feedback model's questions</h2><table id="judgments"><tr><th>principle</th><th>order</th><th>P(first better)</th><th>question</th></tr>
