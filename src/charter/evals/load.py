@@ -23,7 +23,6 @@ REQUIRED = {
     "helpfulness": ("prompt",),
     "adherence": ("prompt", "clause_id"),
     "character": ("statement", "trait_id", "polarity"),
-    "conversations": ("opening", "turns", "checks"),
 }
 # Label values that say what an item expects, for external sets that mix safe and unsafe prompts.
 UNSAFE_LABELS = {"harmful", "unsafe", "refuse", "refusal", "1", "true", "yes", "contrast_harmful"}

@@ -65,30 +65,17 @@ class Context:
 
     def answer(self, prompts: list[str], engine: Engine | None = None) -> list[str]:
         """One answer per prompt (greedy by default) from `engine`, the evaluated one by default."""
-        config = self.config
-        requests = [
-            GenerationRequest(
-                messages=self.messages(p),
-                max_tokens=config.max_tokens,
-                temperature=config.temperature,
-                top_p=config.top_p,
-                seed=self.seed,
-            )
-            for p in prompts
-        ]
-        return [
-            completions[0].text.strip()
-            for completions in (engine or self.engine).generate(requests)
-        ]
+        return self.reply([[{"role": "user", "content": p}] for p in prompts], engine)
 
-    def reply(self, conversations: list[list[dict]]) -> list[str]:
-        """The evaluated model's next turn in each conversation (one engine call)."""
+    def reply(self, conversations: list[list[dict]], engine: Engine | None = None) -> list[str]:
+        """The next assistant turn in each conversation (one engine call), from `engine` or the
+        evaluated model, with the config's system prompt and sampling."""
         config = self.config
         system = ({"role": "system", "content": config.system_prompt},) if config.system_prompt else ()
         requests = [GenerationRequest(messages=(*system, *messages), max_tokens=config.max_tokens,
                                       temperature=config.temperature, top_p=config.top_p, seed=self.seed)
                     for messages in conversations]
-        return [completions[0].text.strip() for completions in self.engine.generate(requests)]
+        return [completions[0].text.strip() for completions in (engine or self.engine).generate(requests)]
 
     def provenance(self) -> dict:
         hashed = self.constitution.content_hash() if self.constitution is not None else None
