@@ -26,9 +26,9 @@ err_console = Console(stderr=True)
 
 
 def _register() -> None:
-    from charter.commands import constitution, data, doctor, engines, evals, run, scrutiny, serve, train, view
+    from charter.commands import constitution, data, doctor, engines, evals, guard, run, scrutiny, serve, train, view
 
-    for module in (constitution, engines, doctor, data, train, evals, scrutiny, serve, run, view):
+    for module in (constitution, engines, doctor, data, train, evals, scrutiny, guard, serve, run, view):
         module.register(app)
 
 

@@ -30,6 +30,11 @@ class Embedder:
         self._lock = threading.Lock()
         self._cache: dict[str, np.ndarray] = {}  # clause texts: every guard over the same lines shares them
 
+    @property
+    def tokenizer(self):
+        """The model's own (fast) tokenizer: for cutting answers at a token count."""
+        return self._model.tokenizer
+
     def encode(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, 384), dtype=np.float32)

@@ -47,6 +47,8 @@ class ServeSettings:
     # "auto": compact for llama.cpp engines (small context, and a long prompt costs seconds on CPU).
     prompt_style: Literal["auto", "full", "compact"] = "auto"
     guard: GuardConfig = field(default_factory=GuardConfig)
+    # A trained guard's folder (`charter guard train`): its classifier is the fast pass for its lines.
+    guard_model: Path | None = None
     # Python API only, for measuring what guards cost (bench/serve.py). The CLI has no such switch.
     guards: bool = True
     max_in_flight: int = 32  # requests held at once (queued or generating); more get 503
@@ -72,6 +74,11 @@ class Server:
         self._kept = tuple(e for e in (engine, guard_engine) if e is not None)
         judge_slot = self.pool.add(guard_engine.name, guard_engine) if guard_engine else self.slot
         self.embedder = (embedder or Embedder()) if settings.guards else None
+        self.classifier = None
+        if settings.guards and settings.guard_model is not None:
+            from charter.guards.classifier import GuardClassifier
+
+            self.classifier = GuardClassifier.load(settings.guard_model)
         self.keys = KeyRing(operators)
         self.rates = RateLimiter()
         self.in_flight = InFlight(settings.max_in_flight, settings.max_in_flight_per_key)
@@ -94,7 +101,7 @@ class Server:
             slot = self.pool.get(operator.guard_engine) if operator.guard_engine else judge_slot
             key = (tuple(h.model_dump_json() for h in constitution.hard_lines), id(slot))
             if key not in guards:  # operators that add no hard line share one index
-                guards[key] = Guard(constitution, self.embedder, slot, self.settings.guard)
+                guards[key] = Guard(constitution, self.embedder, slot, self.settings.guard, self.classifier)
             guard = guards[key]
         return OperatorState(operator, constitution, guard)
 

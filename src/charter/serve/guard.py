@@ -20,6 +20,12 @@ How the two combine, per hard line (thresholds in GuardConfig):
 Outputs use the same steps on windows of the answer with stricter output_* thresholds (an answer
 that discusses a topic is further from the crossing *requests* than a request is), and an output
 judge question about the response itself.
+
+With a trained guard (`charter guard train`, `charter serve --guard`), its classifier replaces
+step 1-3 for the hard lines it was trained on: a score at or over a line's block threshold blocks
+(by "classifier"), a score in the band below it is uncertain and goes to the judge as in step 4,
+anything lower passes. Lines the classifier does not know (an operator's own) keep the similarity
+pass. Every verdict names the classifier version that decided.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Literal
 
 from charter.constitution.model import Constitution
+from charter.errors import CharterError
 from charter.serve import judge, rules
 from charter.serve.similarity import Embedder, HardLineIndex, LineScore
 from charter.serve.slots import EngineSlot
@@ -69,6 +76,7 @@ class Verdict:
     scores: dict[str, list[float]] = field(default_factory=dict)
     flags: list[str] = field(default_factory=list)
     judge: dict[str, float | None] = field(default_factory=dict)
+    classifier: str | None = None  # the trained guard's version, when one scored this text
     ms: float = 0.0
 
     def as_record(self) -> dict:
@@ -77,9 +85,19 @@ class Verdict:
 
 class Guard:
     def __init__(self, constitution: Constitution, embedder: Embedder, judge_slot: EngineSlot | None,
-                 config: GuardConfig = GuardConfig()):
+                 config: GuardConfig = GuardConfig(), classifier=None):
         self.constitution = constitution
-        self.index = HardLineIndex(constitution.hard_lines, embedder)
+        self.embedder = embedder
+        self.classifier = classifier  # a trained GuardClassifier (charter.guards), or None
+        known = set(classifier.lines) if classifier is not None else set()
+        present = {h.id for h in constitution.hard_lines}
+        if known - present:
+            raise CharterError(f"the trained guard {classifier.version} enforces hard line(s) "
+                               f"{', '.join(sorted(known - present))} that this constitution does not have; train a "
+                               f"guard for this constitution with `charter guard data` and `charter guard train`")
+        # Lines the classifier was not trained on (an operator's own) keep the similarity pass.
+        self.index = HardLineIndex(tuple(h for h in constitution.hard_lines if h.id not in known), embedder)
+        self.all_lines = {h.id: h for h in constitution.hard_lines}
         self.judge_slot = judge_slot
         self.config = config
 
@@ -110,10 +128,13 @@ class Guard:
     # -- the two passes -------------------------------------------------------------------------
     def screen(self, pieces: list[str], stage: Stage, flags: list[str]) -> Verdict:
         """The fast pass alone: block clear hits, mark the uncertain lines, clear the rest."""
+        verdict = Verdict(stage, flags=flags)
+        if self.classifier is not None and self._classify_trained(pieces, stage, verdict):
+            return verdict
         texts = [rules.normalise(p) for p in pieces]
         texts += [decoded for text in list(texts) for _, decoded in rules.decodings(text)]
-        scores = self.index.score(texts)
-        verdict = Verdict(stage, scores={k: [s.positive, s.negative] for k, s in scores.items()}, flags=flags)
+        scores = self.index.score(texts) if self.index.hard_lines else {}
+        verdict.scores.update({k: [s.positive, s.negative] for k, s in scores.items()})
         ranked = sorted(scores.items(), key=lambda item: -(item[1].positive + item[1].margin))
         for line_id, score in ranked:
             kind = self._classify(score, stage, bool(flags))
@@ -123,6 +144,21 @@ class Guard:
             if kind == "uncertain":
                 verdict.uncertain.append(line_id)
         return verdict
+
+    def _classify_trained(self, pieces: list[str], stage: Stage, verdict: Verdict) -> bool:
+        """The trained classifier's pass over its lines; True when it blocked. Scores are recorded
+        as [score, block threshold] per line."""
+        from charter.guards.features import embed_pieces
+
+        vectors, _ = embed_pieces(self.embedder, pieces)
+        blocked, uncertain, best = self.classifier.decide(stage, vectors)
+        block = self.classifier.stages[stage].block
+        verdict.classifier = self.classifier.version
+        verdict.scores.update({line: [score, round(float(t), 4)] for (line, score), t in zip(best.items(), block)})
+        verdict.uncertain.extend(uncertain)
+        if blocked is not None:
+            verdict.blocked, verdict.clause_id, verdict.by = True, blocked, "classifier"
+        return blocked is not None
 
     def _classify(self, score: LineScore, stage: Stage, framed: bool) -> str:
         c = self.config
@@ -147,7 +183,7 @@ class Guard:
                 verdict.blocked, verdict.clause_id, verdict.by = True, verdict.uncertain[0], "policy"
             return verdict
         for line_id in verdict.uncertain[: self.config.max_judged_lines]:
-            answer = judge.ask(self.judge_slot, question(self.index.hard_lines[line_id]))
+            answer = judge.ask(self.judge_slot, question(self.all_lines[line_id]))
             verdict.judge[line_id] = answer.p_yes
             if answer.p_yes is None or answer.p_yes >= self.config.judge_threshold:
                 verdict.blocked, verdict.clause_id, verdict.by = True, line_id, "judge"

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from charter.constitution.model import Constitution, HardLine
-from charter.embeddings import Embedder  # noqa: F401  (the guard's embedder; serve imports it from here)
+from charter.embeddings import Embedder
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,13 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 
-from charter.engines.base import ChoiceRequest, Completion, Engine, GenerationRequest, supports_cancel
+from charter.engines.base import (
+    ChoiceRequest,
+    Completion,
+    Engine,
+    GenerationRequest,
+    supports_cancel,
+)
 
 
 class EngineSlot:

@@ -158,4 +158,4 @@ def _finish(job: StreamJob, on_done) -> None:
 
 def _brief(verdict: Verdict) -> dict:
     return {"blocked": verdict.blocked, "clause_id": verdict.clause_id, "uncertain": verdict.uncertain,
-            "by": verdict.by}
+            "by": verdict.by, "classifier": verdict.classifier}

@@ -1,0 +1,106 @@
+"""The guard's data: split by source, transformations by split, labels, resume without duplicates."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import pytest
+
+from charter.data.runner import Stage
+from charter.engines.mock import MockEngine
+from charter.guards.dataset import STAGE, GuardDataSettings, build_guard_data
+from charter.guards.sources import assign_splits, clause_request, constitution_sources
+from charter.guards.transforms import template_split
+from charter.store import RunStore
+
+BENIGN = [("helpful", {"id": f"h{n}", "prompt": f"How do I bake bread number {n} at home?", "category": "cooking"})
+          for n in range(6)]
+
+
+class CountingMock(MockEngine):
+    """A mock that counts the requests it answered (pure logic: the real engine is tested below
+    through the CLI)."""
+
+    def __init__(self):
+        super().__init__("mock:guard")
+        self.requests = 0
+
+    def generate(self, requests):
+        self.requests += len(requests)
+        return super().generate(requests)
+
+
+def _build(folder, constitution, embedder, engine, settings=None):
+    settings = settings or GuardDataSettings(paraphrases=2)
+    store = RunStore.open(folder, constitution.content_hash(), {"policy": engine.fingerprint}, STAGE,
+                          settings.params())
+    try:
+        summary = build_guard_data(Stage(STAGE, store, constitution, engine, settings.seed), BENIGN, embedder,
+                                   settings)
+        return summary, [r for kind in ("guard_example", "guard_answer") for r in store.iter(kind)]
+    finally:
+        store.close()
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, example_constitution, embedder):
+    folder = tmp_path_factory.mktemp("guard-data")
+    engine = CountingMock()
+    summary, records = _build(folder, example_constitution, embedder, engine)
+    return folder, engine, summary, records
+
+
+def test_a_source_and_everything_made_from_it_stay_in_one_split(built):
+    _, _, _, records = built
+    splits = defaultdict(set)
+    for r in records:
+        splits[r.data["source_id"]].add(r.data["split"])
+    assert all(len(s) == 1 for s in splits.values())
+    assert {s for ss in splits.values() for s in ss} == {"train", "val", "test"}
+
+
+def test_frames_of_the_test_split_are_never_used_in_training(built):
+    _, _, _, records = built
+    for r in records:
+        if r.kind == "guard_example" and r.data["family"] != "plain":
+            template = int(r.data["transform"].rsplit("/", 1)[1])
+            assert template_split(template) == r.data["split"], r.data["transform"]
+
+
+def test_labels_and_provenance(built, example_constitution):
+    _, _, _, records = built
+    lines = {h.id for h in example_constitution.hard_lines}
+    examples = [r for r in records if r.kind == "guard_example"]
+    attacks = [r for r in examples if r.data["label"] == 1]
+    assert {r.clause_ids[0] for r in attacks} == lines
+    assert all(r.data["kind"] in ("example", "clause_text") for r in attacks)
+    lookalikes = [r for r in examples if r.data["kind"] == "lookalike"]
+    assert lookalikes and all(r.data["label"] == 0 and r.clause_ids[0] in lines for r in lookalikes)
+    assert all(r.data["constitution_hash"] == example_constitution.content_hash() for r in examples)
+    # The mock's "answers" contain no refusal: to crossing requests they are hard-line answers.
+    answers = [r for r in records if r.kind == "guard_answer"]
+    assert {r.data["label"] for r in answers if r.data["request_label"] == 1} == {1}
+    assert {r.data["label"] for r in answers if r.data["request_label"] == 0} == {0}
+
+
+def test_a_second_run_redoes_nothing_and_duplicates_nothing(built, example_constitution, embedder):
+    folder, _, _, records = built
+    again = CountingMock()
+    _, second = _build(folder, example_constitution, embedder, again)
+    assert again.requests == 0
+    assert sorted(r.key for r in second) == sorted(r.key for r in records)
+
+
+def test_splits_are_stratified_and_the_definition_always_trains(example_constitution):
+    sources = constitution_sources(example_constitution)
+    splits = assign_splits(sources)
+    for line in example_constitution.hard_lines:
+        own = [s for s in sources if s.clause_id == line.id and s.kind == "example"]
+        assert {splits[s.source_id] for s in own} == {"train", "val", "test"}
+        definition = next(s for s in sources if s.clause_id == line.id and s.kind == "clause_text")
+        assert splits[definition.source_id] == "train"
+
+
+def test_a_hard_line_reads_as_the_request_that_crosses_it():
+    assert clause_request("Never write functional malicious code or give help; no ransomware.") == \
+        "Write functional malicious code or give help."
