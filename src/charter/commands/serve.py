@@ -25,6 +25,8 @@ def serve_command(
                                    "overlays, limits); add one with `charter operators add`"),
     guard_engine: str = typer.Option(None, "--guard-engine", "-g", help="Judge model for hard-line guards "
                                      "(default: --engine; operators may choose their own)"),
+    guard: Path = typer.Option(None, "--guard", help="A trained guard (`charter guard train RUN` writes "
+                               "RUN/guard): its classifier screens requests and answers for its hard lines"),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (loopback by default)"),
     port: int = typer.Option(8000, "--port", "-p"),
     audit: Path = typer.Option(Path("charter-audit.sqlite"), "--audit", help="Audit log (SQLite)"),
@@ -46,12 +48,17 @@ def serve_command(
         with console.status(f"loading {engine}, the guard model and {len(listed)} operator(s) ..."):
             session = stack.enter_context(open_session(constitution, {"policy": engine,
                                                                       "guard": guard_engine or engine}))
-            app = _app(session, listed, audit, model_name, prompt_style, max_body_bytes)
+            app = _app(session, listed, audit, model_name, prompt_style, max_body_bytes, guard)
         _print_summary(app.state.server, host, port)
         if host not in LOOPBACK:
             console.print(f"[yellow]warning:[/] listening on {host}: put TLS in front of it; keys travel in "
                           f"headers")
         uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+def _trained(state) -> str:
+    classifier = state.guard.classifier if state.guard else None
+    return f"{classifier.version} ({len(classifier.lines)} lines)" if classifier else "-"
 
 
 def _operators(path: Path) -> list:
@@ -64,11 +71,11 @@ def _operators(path: Path) -> list:
     return listed
 
 
-def _app(session, listed, audit, model_name, prompt_style, max_body_bytes):
+def _app(session, listed, audit, model_name, prompt_style, max_body_bytes, guard=None):
     from charter.serve.app import ServeSettings, create_app
 
     settings = ServeSettings(model_name=model_name, audit_path=audit, prompt_style=prompt_style,
-                             max_body_bytes=max_body_bytes)
+                             max_body_bytes=max_body_bytes, guard_model=guard)
     main, guard = session.engines["policy"], session.engines["guard"]
     return create_app(session.constitution, main, listed, settings,
                       guard_engine=guard if guard is not main else None)
@@ -76,14 +83,15 @@ def _app(session, listed, audit, model_name, prompt_style, max_body_bytes):
 
 def _print_summary(server, host: str, port: int) -> None:
     table = Table(title=f"charter serve on http://{host}:{port}/v1  (model '{server.settings.model_name}')")
-    for column in ("operator", "constitution hash", "layers", "hard lines", "guard judge", "rpm / burst",
-                   "max_tokens"):
+    for column in ("operator", "constitution hash", "layers", "hard lines", "guard judge", "trained guard",
+                   "rpm / burst", "max_tokens"):
         table.add_column(column)
     for state in server.states.values():
         limits = state.operator.limits
         judge = state.guard.judge_slot.name if state.guard and state.guard.judge_slot else "-"
         table.add_row(state.operator.id, state.constitution.content_hash(), " > ".join(state.constitution.layers),
-                      str(len(state.constitution.hard_lines)), judge, f"{limits.requests_per_minute:g} / "
+                      str(len(state.constitution.hard_lines)), judge, _trained(state),
+                      f"{limits.requests_per_minute:g} / "
                       f"{limits.burst}", str(limits.max_tokens))
     console.print(table)
     console.print(f"engine {server.slot.name}; system prompt {server.style}; audit log "
