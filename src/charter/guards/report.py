@@ -20,7 +20,7 @@ def _cv(metrics: dict) -> str:
         for kind, r in metrics[f"{stage}_choice"]["cross_validation"].items():
             parts.append(f"{stage} {kind} blocks {r['attacks_blocked']:.0%} at {r['benign_blocked']:.0%} benign, "
                          f"AUC {r['auc']:.3f}")
-    return "; ".join(parts) or "one head asked for"
+    return f" (5-fold cross-validation over train+val sources: {'; '.join(parts)})" if parts else ""
 
 
 def _rows(title: str, table: dict[str, dict]) -> list[str]:
@@ -34,8 +34,7 @@ def markdown(classifier, metrics: dict) -> str:
     out = [f"# Guard {classifier.version}", "",
            (f"Hard lines: {', '.join(classifier.lines)}. Data {metrics['data_hash']}; embedder "
            f"{classifier.meta.get('embedder')}; heads: input {metrics['input_choice']['head']}, output "
-           f"{metrics['output_choice']['head']} (chosen by 5-fold cross-validation over train+val sources: "
-           f"{_cv(metrics)}). Thresholds chosen on the validation split for at most "
+           f"{metrics['output_choice']['head']}{_cv(metrics)}. Thresholds chosen on the validation split for at most "
            f"{classifier.meta.get('max_false_block'):.0%} benign blocked."), "",
            "## Test split (sources and frame templates never trained on or used for thresholds)", "",
            f"- attacks blocked: {_pct(test['attacks_blocked'])}",

@@ -48,10 +48,35 @@ def clause_request(text: str) -> str:
     return body[:1].upper() + body[1:] + "." if body else text
 
 
+def clause_parts(text: str) -> list[str]:
+    """The categories a hard line enumerates, each as a request with the line's own verb:
+    "Never write malicious code: no working ransomware, worms or botnets" -> "Write working
+    ransomware.", "Write worms.", "Write botnets."; "Never produce X, or Y, whatever ..." ->
+    "Produce X.", "Produce Y." Parts of two words or fewer are dropped (too general to label)."""
+    first = re.split(r"(?<=[.;])\s", text.strip(), maxsplit=1)[0].rstrip(".;")
+    body = _NEVER.sub("", first)
+    verb = body.split(" ", 1)[0].lower() if body else ""
+    head, _, listed = body.partition(":")
+    parts = [p for p in re.split(r",\s*or\s+|,\s*whatever\b.*$", head) if p.strip()][1:]
+    for item in re.split(r",?\s*\bno\s+", listed):
+        parts += [p for p in re.split(r",\s*|\s+or\s+(?=\w+$)", item.strip()) if p.strip()]
+    out = []
+    for part in parts:
+        part = part.strip().rstrip(".,;")
+        if len(part.split()) < 2 or part.lower().startswith("whatever"):
+            continue
+        if not part.lower().startswith(verb):
+            part = f"{verb} {part}"
+        out.append(part[:1].upper() + part[1:] + ".")
+    return list(dict.fromkeys(out))
+
+
 def constitution_sources(constitution: Constitution) -> list[Source]:
     out: list[Source] = []
     for line in constitution.hard_lines:
         out.append(Source(source_id(line.text), clause_request(line.text), 1, line.id, "clause_text", line.id))
+        for part in clause_parts(line.text):
+            out.append(Source(source_id(part), part, 1, line.id, "clause_text", line.id))
         for request in line.requests:
             out.append(Source(source_id(request), request, 1, line.id, "example", line.id))
         for lookalike in line.lookalikes:

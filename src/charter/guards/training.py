@@ -28,7 +28,9 @@ _WORD = re.compile(r"\w+")
 
 @dataclass(frozen=True)
 class TrainSettings:
-    head: str = "auto"  # logistic | mlp | auto (the better on val)
+    encoder: str = "finetune"  # finetune (the encoder and a linear head) | frozen (a head on MiniLM)
+    epochs: int = 1  # of fine-tuning
+    head: str = "auto"  # frozen encoder only: logistic | mlp | auto (chosen by cross-validation)
     max_false_block: float = 0.05
     band_false_block: float = 0.15  # what serve's judge is asked about
     seed: int = 0
@@ -109,15 +111,36 @@ def train_guard(store, embedder, lines: list[str], settings: TrainSettings = Tra
     metrics: dict = {"data_hash": data_hash(examples, answers), "settings": settings.__dict__,
                      "counts": _counts(examples, answers)}
     stages = {}
-    for number, (stage, items) in enumerate((("input", with_pieces(examples)), ("output", with_pieces(prefixes, attack_pieces=False)))):
-        if not items or not any(it["label"] == 1 for it in items if it["split"] == "train"):
+    items = {"input": with_pieces(examples), "output": with_pieces(prefixes, attack_pieces=False)}
+    for stage, rows in items.items():
+        if not any(it["label"] == 1 for it in rows if it["split"] == "train"):
             raise CharterError(f"no {stage} positives in the training split; {_why(stage)}")
-        report(f"guard train: {stage} head", number, 3)
-        stages[stage], metrics[f"{stage}_choice"] = _fit_stage(stage, items, lines, embedder, settings)
+    encoder = None
+    if settings.encoder == "finetune":
+        from charter.embeddings import Embedder
+        from charter.guards.encoder import finetune
+
+        train = {stage: [it for it in rows if it["split"] == "train"] for stage, rows in items.items()}
+        model, heads = finetune(embedder, {stage: ([reveal(it["text"]) for it in rows], targets(rows, lines))
+                                           for stage, rows in train.items()},
+                                epochs=settings.epochs, seed=settings.seed, progress=report)
+        encoder = Embedder.from_model(model, "guard encoder (fine-tuned)")
+        for stage, rows in items.items():
+            report(f"guard train: calibrating the {stage} thresholds", 0, 1)
+            stages[stage] = _calibrated(stage, heads[stage], rows, lines, encoder, settings)
+            metrics[f"{stage}_choice"] = {"head": f"fine-tuned encoder ({settings.epochs} epoch) + linear",
+                                          "cross_validation": {}}
+    elif settings.encoder == "frozen":
+        for number, (stage, rows) in enumerate(items.items()):
+            report(f"guard train: {stage} head", number, 3)
+            stages[stage], metrics[f"{stage}_choice"] = _fit_stage(stage, rows, lines, embedder, settings)
+    else:
+        raise CharterError(f"encoder {settings.encoder!r}: choose finetune or frozen")
     classifier = GuardClassifier(lines, stages, {"data_hash": metrics["data_hash"], "embedder": embedder.name,
                                                  "constitution_hash": store.manifest.get("constitution_hash"),
                                                  "max_false_block": settings.max_false_block,
-                                                 "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+                                                 "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
+                                 encoder)
     report("guard train: test split", 2, 3)
     test = [e for e in examples if e["split"] == "test"]
     metrics["input_test"] = evaluate.input_report(classifier, classifier.text_scores("input", embedder,
@@ -153,13 +176,18 @@ def _fit_stage(stage: str, items: list[dict], lines: list[str], embedder, settin
     cv = {k: cross_validated(k, items, x, y, settings, whole) for k in kinds} if len(kinds) > 1 else {}
     kind = max(kinds, key=lambda k: (cv[k]["attacks_blocked"], cv[k]["auc"])) if cv else kinds[0]
     head = fit_head(kind, x[train], y[train], settings.seed)
+    return _calibrated(stage, head, items, lines, embedder, settings), {"head": kind, "cross_validation": cv}
+
+
+def _calibrated(stage: str, head, items: list[dict], lines: list[str], embedder, settings: TrainSettings):
+    """Thresholds from the validation split's whole benign items, scored as serving scores them."""
     val = [it for it in items if it["split"] == "val" and not it.get("piece")]
     probe = GuardClassifier(lines, {stage: StageModel(head, np.ones(len(lines)), np.ones(len(lines)))})
     scores = probe.text_scores(stage, embedder, [it["text"] for it in val])
     benign = np.array([it["label"] == 0 for it in val])
     block = calibrate(scores, benign, settings.max_false_block)
     band = np.minimum(calibrate(scores, benign, max(settings.band_false_block, settings.max_false_block)), block)
-    return StageModel(head, block, band), {"head": kind, "cross_validation": cv}
+    return StageModel(head, block, band)
 
 
 def cross_validated(kind: str, items: list[dict], x: np.ndarray, y: np.ndarray, settings: TrainSettings,

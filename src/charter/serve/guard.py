@@ -148,9 +148,7 @@ class Guard:
     def _classify_trained(self, pieces: list[str], stage: Stage, verdict: Verdict) -> bool:
         """The trained classifier's pass over its lines; True when it blocked. Scores are recorded
         as [score, block threshold] per line."""
-        from charter.guards.features import embed_pieces
-
-        vectors, _ = embed_pieces(self.embedder, pieces)
+        vectors = self.classifier.piece_vectors(self.embedder, pieces)
         blocked, uncertain, best = self.classifier.decide(stage, vectors)
         block = self.classifier.stages[stage].block
         verdict.classifier = self.classifier.version
