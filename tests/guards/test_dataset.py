@@ -78,9 +78,15 @@ def test_labels_and_provenance(built, example_constitution):
     assert lookalikes and all(r.data["label"] == 0 and r.clause_ids[0] in lines for r in lookalikes)
     assert all(r.data["constitution_hash"] == example_constitution.content_hash() for r in examples)
     # The mock's "answers" contain no refusal: to crossing requests they are hard-line answers.
-    answers = [r for r in records if r.kind == "guard_answer"]
+    answers = [r for r in records if r.kind == "guard_answer" and "constructed" not in r.data]
     assert {r.data["label"] for r in answers if r.data["request_label"] == 1} == {1}
     assert {r.data["label"] for r in answers if r.data["request_label"] == 0} == {0}
+    # Constructed openings: only an eager opening to a crossing request is a hard-line answer.
+    built = defaultdict(set)
+    for r in records:
+        if r.kind == "guard_answer" and "constructed" in r.data:
+            built[(r.data["request_label"], r.data["constructed"])].add(r.data["label"])
+    assert built == {(1, "comply"): {1}, (1, "refuse"): {0}, (0, "comply"): {0}, (0, "refuse"): {0}}
 
 
 def test_a_second_run_redoes_nothing_and_duplicates_nothing(built, example_constitution, embedder):

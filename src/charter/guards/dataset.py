@@ -61,6 +61,9 @@ def build_guard_data(stage: Stage, benign_rows: list[tuple[str, dict]], embedder
                               settings)
     stage.put(examples)
     stage.stats.add("examples", len(examples))
+    openings = _openings(stage, sources, splits, variants, settings)
+    stage.put(openings)
+    stage.stats.add("constructed_openings", len(openings))
     if settings.answers:
         _answers(stage, sources, splits, variants, settings)
     return stage.finish(sources=len(sources), **{f"{s}_sources": sum(v == s for v in splits.values())
@@ -148,6 +151,29 @@ def _examples(stage: Stage, position: int, source: Source, split: str, variants:
             records.append(Record(key, "guard_example", STAGE,
                                   order_key(STAGE, position, f"{variant_number:03d}", item.name),
                                   (source.clause_id,) if source.clause_id else (), data))
+    return records
+
+
+def _openings(stage: Stage, sources: list[Source], splits: dict[str, str], variants: dict[str, list[dict]],
+              settings: GuardDataSettings) -> list[Record]:
+    """Constructed answer openings (openings.py): an eager one and a refusal for every attack and its
+    rewordings, and for every benign seed (where the eager one is a fine answer)."""
+    from charter.guards.openings import openings
+
+    records = []
+    for position, s in enumerate(sources):
+        texts = [s.text] + ([v["text"] for v in variants.get(s.source_id, [])] if s.label == 1 else [])
+        for number, text in enumerate(texts):
+            pick = stable_seed(settings.seed, "opening", s.source_id, number)
+            for kind, answer, template in openings(text, splits[s.source_id], pick):
+                label = int(s.label == 1 and kind == "comply")
+                key = unit_key(STAGE, [text, answer], s.clause_id, None, None, settings.seed, extra="opening")
+                records.append(Record(key, "guard_answer", STAGE, order_key(STAGE, position, "opening", number, kind),
+                                      (s.clause_id,) if s.clause_id else (),
+                                      {"source_id": s.source_id, "split": splits[s.source_id], "label": label,
+                                       "request_label": s.label, "kind": s.kind, "request": text, "answer": answer,
+                                       "constructed": kind, "template": template,
+                                       "constitution_hash": stage.constitution_hash, "seed": settings.seed}))
     return records
 
 

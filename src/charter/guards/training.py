@@ -58,7 +58,7 @@ def answer_prefixes(tokenizer, answers: list[dict], counts=PREFIX_TOKENS) -> lis
     out = []
     for a in answers:
         for n, text in token_prefixes(tokenizer, a["answer"] or " ", counts).items():
-            out.append({**a, "text": text, "tokens": n})
+            out.append({**a, "text": text, "tokens": n, "answer_id": id(a)})
     return out
 
 
@@ -180,10 +180,18 @@ def _fit_stage(stage: str, items: list[dict], lines: list[str], embedder, settin
 
 
 def _calibrated(stage: str, head, items: list[dict], lines: list[str], embedder, settings: TrainSettings):
-    """Thresholds from the validation split's whole benign items, scored as serving scores them."""
+    """Thresholds from the validation split's whole benign items, scored as serving scores them.
+    Answers are read while they stream, so an answer counts as blocked when any of its prefixes
+    is: the output thresholds hold the share of fine answers *stopped*, not of prefixes flagged."""
     val = [it for it in items if it["split"] == "val" and not it.get("piece")]
     probe = GuardClassifier(lines, {stage: StageModel(head, np.ones(len(lines)), np.ones(len(lines)))})
     scores = probe.text_scores(stage, embedder, [it["text"] for it in val])
+    if stage == "output":
+        groups: dict[int, list[int]] = {}
+        for i, it in enumerate(val):
+            groups.setdefault(it["answer_id"], []).append(i)
+        scores = np.stack([scores[idx].max(axis=0) for idx in groups.values()])
+        val = [val[idx[0]] for idx in groups.values()]
     benign = np.array([it["label"] == 0 for it in val])
     block = calibrate(scores, benign, settings.max_false_block)
     band = np.minimum(calibrate(scores, benign, max(settings.band_false_block, settings.max_false_block)), block)
