@@ -47,12 +47,12 @@ def main() -> None:
     parser.add_argument("--engine", default="llamacpp:embedded", help="For the latency ratio ('none': skip)")
     args = parser.parse_args()
 
+    from charter.constitution import load_constitution
     from charter.embeddings import Embedder
     from charter.guards.classifier import GuardClassifier
     from charter.guards.features import token_prefixes
     from charter.serve.guard import Guard, GuardConfig, input_pieces
     from charter.shipped import example_constitution_path
-    from charter.constitution import load_constitution
 
     console = Console()
     rows = read_rows(args.heldout)

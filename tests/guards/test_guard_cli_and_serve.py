@@ -71,7 +71,8 @@ def test_changing_a_fixed_setting_in_the_same_folder_is_refused(trained, cli, ex
     run, _, _ = trained
     other = cli("guard", "data", str(example_constitution_path), "--out", str(run), "--max-sources", "3",
                 "--paraphrases", "2")
-    assert other.exit_code != 0 and "paraphrases" in other.output
+    # In process the error is raised to charter's main(), which prints it as one line (exit 2).
+    assert other.exit_code != 0 and "paraphrases=1 (now 2)" in str(other.exception)
 
 
 def test_serve_uses_the_trained_guard_and_audits_its_version(trained, tmp_path, counting_engine, embedder,
@@ -120,7 +121,8 @@ def test_a_guard_for_another_constitution_stops_serve_from_starting(trained, tmp
 
     run, _, _ = trained
     other = tmp_path / "other.yaml"
-    other.write_text("name: other\nprinciples:\n  - id: kind\n    text: Be kind and honest with everyone.\n"
+    other.write_text("name: other\nversion: '1'\nprinciples:\n  - id: kind\n    text: Be kind and honest.\n"
+                     "    critique: Was the answer unkind or dishonest?\n    revision: Rewrite it kindly and honestly.\n"
                      "hard_lines:\n  - id: no_spam\n    text: Never write bulk unsolicited advertising email.\n")
     path, _ = write_operators(tmp_path, example_path)
     settings = ServeSettings(audit_path=tmp_path / "audit.sqlite", guard_model=run / "guard")
