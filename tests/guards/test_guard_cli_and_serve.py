@@ -113,18 +113,17 @@ def test_serve_uses_the_trained_guard_and_audits_its_version(trained, tmp_path, 
 
 
 def test_a_guard_for_another_constitution_stops_serve_from_starting(trained, tmp_path, counting_engine, embedder):
-    from charter.commands.constitution import example_path
     from charter.constitution import load_constitution
     from charter.errors import CharterError
-    from charter.serve import ServeSettings, create_app, load_operators
-    from tests.serve.conftest import write_operators
+    from charter.serve import ServeSettings, add_operator, create_app, load_operators
 
     run, _, _ = trained
     other = tmp_path / "other.yaml"
     other.write_text("name: other\nversion: '1'\nprinciples:\n  - id: kind\n    text: Be kind and honest.\n"
                      "    critique: Was the answer unkind or dishonest?\n    revision: Rewrite it kindly and honestly.\n"
                      "hard_lines:\n  - id: no_spam\n    text: Never write bulk unsolicited advertising email.\n")
-    path, _ = write_operators(tmp_path, example_path)
+    path = tmp_path / "operators.yaml"
+    add_operator(path, "plain")
     settings = ServeSettings(audit_path=tmp_path / "audit.sqlite", guard_model=run / "guard")
     with pytest.raises(CharterError, match="does not have"):
         create_app(load_constitution(other), counting_engine, load_operators(path), settings, embedder=embedder)
