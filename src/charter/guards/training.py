@@ -237,12 +237,20 @@ def shipped_report(classifier: GuardClassifier, embedder, attacks: list[dict], b
 
 
 def save_guard(folder: Path, classifier: GuardClassifier, metrics: dict) -> None:
+    """Write the whole guard beside the folder, then put it in place: a crash leaves the previous
+    guard (or none), never heads from one training and thresholds or encoder from another."""
+    import shutil
+
     from charter.guards.report import write_reports
     from charter.rows import write_json_atomic
 
-    classifier.save(folder)
-    write_json_atomic(folder / "metrics.json", metrics)
-    write_reports(folder, classifier, metrics)
+    partial = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    classifier.save(partial)
+    write_json_atomic(partial / "metrics.json", metrics)
+    write_reports(partial, classifier, metrics)
+    shutil.rmtree(folder, ignore_errors=True)
+    partial.replace(folder)
 
 
 def _counts(examples: list[dict], answers: list[dict]) -> dict:
