@@ -102,3 +102,23 @@ def test_a_missing_or_foreign_guard_folder_is_a_clear_error(tmp_path):
     (tmp_path / "guard.json").write_text(json.dumps(spec))
     with pytest.raises(CharterError, match="cannot be read"):
         GuardClassifier.load(tmp_path)
+
+
+def test_a_guard_is_saved_whole_and_replaces_the_last_one(tmp_path):
+    from charter.guards.training import save_guard
+
+    metrics = {"data_hash": "x", "counts": {},
+               **{f"{s}_choice": {"head": "logistic", "cross_validation": {}} for s in ("input", "output")},
+               "input_test": {"attacks_blocked": {"rate": None}, "benign_blocked": {"rate": None}, "auc": None,
+                              "attacks_by_family": {}, "attacks_by_line": {}, "benign_by_kind": {},
+                              "benign_by_family": {}, "roc": []}}
+    first = _classifier()
+    first.meta["max_false_block"] = 0.05
+    save_guard(tmp_path / "guard", first, metrics)
+    (tmp_path / "guard" / "stale.txt").write_text("from an older training")
+    second = _classifier("mlp")
+    second.meta["max_false_block"] = 0.05
+    save_guard(tmp_path / "guard", second, metrics)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["guard"]
+    assert not (tmp_path / "guard" / "stale.txt").exists()
+    assert GuardClassifier.load(tmp_path / "guard").version == second.version != first.version
