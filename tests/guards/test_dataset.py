@@ -110,3 +110,24 @@ def test_splits_are_stratified_and_the_definition_always_trains(example_constitu
 def test_a_hard_line_reads_as_the_request_that_crosses_it():
     assert clause_request("Never write functional malicious code or give help; no ransomware.") == \
         "Write functional malicious code or give help."
+
+
+@pytest.mark.slow
+def test_a_frozen_encoder_guard_chooses_its_heads_by_cross_validation(built, example_constitution, embedder):
+    from charter.guards.training import TrainSettings, train_guard
+
+    folder, _, _, _ = built
+    store = RunStore.read(folder)
+    try:
+        lines = [h.id for h in example_constitution.hard_lines]
+        classifier, metrics = train_guard(store, embedder, lines, TrainSettings(encoder="frozen"))
+    finally:
+        store.close()
+    for stage in ("input", "output"):
+        choice = metrics[f"{stage}_choice"]
+        assert set(choice["cross_validation"]) == {"logistic", "mlp"}
+        assert choice["head"] in ("logistic", "mlp")
+        model = classifier.stages[stage]
+        assert model.block.shape == (3,) and (model.band <= model.block).all()
+    assert classifier.encoder is None
+    assert metrics["input_test"]["attacks_blocked"]["n"] > 0 and metrics["stream_test"]["answers"]["hard_line"] > 0
