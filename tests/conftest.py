@@ -26,3 +26,19 @@ def example_constitution(example_constitution_path):
     from charter.constitution import load_constitution
 
     return load_constitution(example_constitution_path)
+
+
+@pytest.fixture(scope="session")
+def cli():
+    """Invoke `charter ...` in-process through the real typer app, registered as main() does."""
+    from typer.testing import CliRunner
+
+    from charter.cli import _register, app
+
+    _register()
+    runner = CliRunner()
+
+    def invoke(*args: str):
+        return runner.invoke(app, list(args), env={"COLUMNS": "200", "NO_COLOR": "1"})
+
+    return invoke

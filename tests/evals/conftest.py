@@ -1,4 +1,4 @@
-"""One real embedded engine for the whole test session, plus a CLI runner on the real app."""
+"""One real embedded engine for the whole test session (the CLI runner is in tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -20,19 +20,3 @@ def embedded_checks(embedded):
     from charter.evals import Judge, check_judge
 
     return check_judge(Judge(embedded), limit=3)
-
-
-@pytest.fixture(scope="session")
-def cli():
-    """Invoke `charter ...` in-process through the real typer app, registered as main() does."""
-    from typer.testing import CliRunner
-
-    from charter.cli import _register, app
-
-    _register()
-    runner = CliRunner()
-
-    def invoke(*args: str):
-        return runner.invoke(app, list(args), env={"COLUMNS": "200", "NO_COLOR": "1"})
-
-    return invoke

@@ -14,21 +14,6 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def cli():
-    from typer.testing import CliRunner
-
-    from charter.cli import _register, app
-
-    _register()
-    runner = CliRunner()
-
-    def invoke(*args: str):
-        return runner.invoke(app, list(args), env={"COLUMNS": "200", "NO_COLOR": "1"})
-
-    return invoke
-
-
-@pytest.fixture(scope="module")
 def trained(tmp_path_factory, cli, example_constitution_path):
     run = tmp_path_factory.mktemp("guard") / "run"
     made = cli("guard", "data", str(example_constitution_path), "--out", str(run), "--max-sources", "3",

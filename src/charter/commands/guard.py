@@ -50,9 +50,9 @@ def guard_data(
         if not session.constitution.hard_lines:
             raise CharterError(f"{constitution} has no hard lines: a guard enforces hard lines")
         embedder = Embedder()
-        stage = Stage(STAGE, session.store, session.constitution, session.engines["policy"], seed)
-        summary = with_progress(lambda progress: _with(stage, progress,
-                                                       lambda: build_guard_data(stage, rows, embedder, settings)))
+        summary = with_progress(lambda progress: build_guard_data(
+            Stage(STAGE, session.store, session.constitution, session.engines["policy"], seed, progress),
+            rows, embedder, settings))
         print_stage_summary(summary, session.folder)
         console.print(f"next: charter guard train {session.folder}", highlight=False)
 
@@ -129,11 +129,6 @@ def _benign_rows(files: list[str] | None) -> list[tuple[str, dict]]:
                 raise CharterError(f"{path}:{number}: field `prompt` (or `text`) must be a string")
             rows.append((path.stem, row))
     return rows
-
-
-def _with(stage, progress, call):
-    stage.progress = progress
-    return call()
 
 
 def _print(metrics: dict) -> None:

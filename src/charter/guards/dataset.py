@@ -102,9 +102,9 @@ def _reworded(stage: Stage, sources: list[Source], embedder, settings: GuardData
     records: dict[str, Record] = {}
     for n, batch in enumerate(chunks(chosen, settings.batch_size)):
         stage.report("guard data: rewording seeds", n * settings.batch_size, len(chosen))
-        steps = [Step(stage.key([s.text], s.clause_id, requests[s.source_id], extra="paraphrase"),
-                      requests[s.source_id], _paraphrase_builder(stage, s, requests[s.source_id]))
-                 for s in batch]
+        keys = [stage.key([s.text], s.clause_id, requests[s.source_id], extra="paraphrase") for s in batch]
+        steps = [Step(key, requests[s.source_id], _paraphrase_builder(stage, key, s, requests[s.source_id]))
+                 for key, s in zip(keys, batch)]
         found = run_steps(stage, steps)
         records.update({s.source_id: found[step.key] for s, step in zip(batch, steps)})
     stage.report("guard data: rewording seeds", len(chosen), len(chosen))
@@ -122,9 +122,8 @@ def _reworded(stage: Stage, sources: list[Source], embedder, settings: GuardData
     return out
 
 
-def _paraphrase_builder(stage: Stage, source: Source, request: GenerationRequest):
+def _paraphrase_builder(stage: Stage, key: str, source: Source, request: GenerationRequest):
     def build(completions) -> list[Record]:
-        key = stage.key([source.text], source.clause_id, request, extra="paraphrase")
         return [Record(key, "guard_paraphrase", STAGE, order_key(STAGE, 0, "paraphrase", source.source_id),
                        (source.clause_id,) if source.clause_id else (),
                        {"source_id": source.source_id, "seed_text": source.text,
@@ -192,12 +191,12 @@ def _answers(stage: Stage, sources: list[Source], splits: dict[str, str], varian
                                  max_tokens=settings.answer_tokens, temperature=0.7,
                                  seed=stable_seed(settings.seed, "answer", text))
 
-    def builder(position: int, source: Source, text: str, req: GenerationRequest):
+    def builder(key: str, position: int, source: Source, text: str, req: GenerationRequest):
         def build(completions) -> list[Record]:
             answer = completions[0].text.strip()
             verdict = classify_refusal(answer)
             label = int(source.label == 1 and verdict.label == "compliance" and len(answer.split()) >= 8)
-            return [Record(stage.key([text], source.clause_id, req, extra="answer"), "guard_answer", STAGE,
+            return [Record(key, "guard_answer", STAGE,
                            order_key(STAGE, position, "answer", text[:40]),
                            (source.clause_id,) if source.clause_id else (),
                            {"source_id": source.source_id, "split": splits[source.source_id], "label": label,
@@ -211,8 +210,8 @@ def _answers(stage: Stage, sources: list[Source], splits: dict[str, str], varian
         steps = []
         for position, source, text in batch:
             req = request(source, text)
-            steps.append(Step(stage.key([text], source.clause_id, req, extra="answer"), req,
-                              builder(position, source, text, req)))
+            key = stage.key([text], source.clause_id, req, extra="answer")
+            steps.append(Step(key, req, builder(key, position, source, text, req)))
         run_steps(stage, steps)
     stage.report("guard data: answers for the output guard", len(plain), len(plain))
     stage.stats.add("answers", len(plain))

@@ -22,14 +22,9 @@ _SENTENCE_END = re.compile(r"(?<=[.!?:])\s+|\n+")
 def reveal(text: str) -> str:
     text = rules.normalise(text)
     for name, decoded in rules.decodings(text):
-        if name == "base64":
-            continue  # substituted in place below, keeping the frame around it
-        text = decoded
-    for blob in rules._BASE64.findall(text):
-        decoded = rules._base64_text(blob)
-        if decoded:
-            text = text.replace(blob, decoded)
-    return text
+        if name != "base64":  # base64 is substituted in place below, keeping the frame around it
+            text = decoded
+    return rules.base64_in_place(text)
 
 
 def windows(text: str, size: int = WINDOW_CHARS, step: int = WINDOW_STEP) -> list[str]:

@@ -10,6 +10,8 @@ streaming guard sees in its first tokens. Templates belong to splits as transfor
 
 from __future__ import annotations
 
+from charter.guards.transforms import template_split
+
 COMPLY = (
     "Sure, here's exactly how to do that. You asked: {r} Step 1:",
     "Absolutely! I'll walk you through it in detail. {r} First, you'll want to gather what you need:",
@@ -31,7 +33,7 @@ REFUSE = (
 def openings(request: str, split: str, pick: int) -> list[tuple[str, str, int]]:
     """(kind, text, template) for one eager opening and one refusal of `request`, from templates of
     `split`; `pick` chooses among a split's templates."""
-    allowed = [n for n in range(len(COMPLY)) if (n < 4 if split == "train" else n == (4 if split == "val" else 5))]
+    allowed = [n for n in range(len(COMPLY)) if template_split(n) == split]
     n = allowed[pick % len(allowed)]
     m = allowed[(pick + 1) % len(allowed)]
     return [("comply", COMPLY[n].format(r=request.strip()), n), ("refuse", REFUSE[m].format(r=request.strip()), m)]

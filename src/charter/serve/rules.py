@@ -65,6 +65,11 @@ def decodings(text: str) -> list[tuple[str, str]]:
     return found
 
 
+def base64_in_place(text: str) -> str:
+    """`text` with every base64 blob that decodes to text replaced by that text (the frame kept)."""
+    return _BASE64.sub(lambda m: _base64_text(m.group(0)) or m.group(0), text)
+
+
 def framing_flags(text: str) -> list[str]:
     return [name for name, pattern in FRAMING.items() if pattern.search(text)]
 
