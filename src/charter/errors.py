@@ -49,6 +49,25 @@ class GenerationCancelled(EngineError):
     """A generation given a `cancel` event stopped because the event was set (its client left)."""
 
 
+class UnitsFailed(EngineError):
+    """Some requests of one engine call failed past their retries (a lost worker, an endpoint down).
+
+    `failed` holds the indices of the requests that failed; `results` the completions of the
+    others where the engine has them (None in place of each failed one), else None: the caller
+    keeps what succeeded and records the rest as failed units, retried by the next run."""
+
+    def __init__(self, message: str, failed: list[int], results: list | None = None, attempts: int = 1):
+        super().__init__(message)
+        self.failed = list(failed)
+        self.results = results
+        self.attempts = attempts
+
+
+class StageIncomplete(CharterError):
+    """A stage did all the work it could, but some units failed past their retries; they are
+    recorded in the run folder and the same command retries them."""
+
+
 class StoreError(CharterError):
     """A run folder is unusable for the requested run."""
 

@@ -59,15 +59,20 @@ def warn_if_prompt_too_long(constitution, engine) -> None:
 @contextmanager
 def open_session(constitution: Path | str | None, engines: dict[str, str | None], out: Path | None = None, *,
                  new_run: bool = False, stage: str | None = None, params: dict | None = None,
-                 fixed: tuple[str, ...] = (), extra_engines: list[str] = ()) -> Iterator[Session]:
+                 fixed: tuple[str, ...] = (), extra_engines: list[str] = (),
+                 executor=None) -> Iterator[Session]:
     """Load, make and open everything a command needs; close it all on exit.
 
     `engines` maps a role ("policy", "feedback", "judge", ...) to an engine spec; each role's
     fingerprint joins the run's identity. `extra_engines` are made too (each its own object, even
     when it repeats a spec) but stay out of the identity: eval's `--against` opponents.
-    `stage`, `params`, `fixed`: see `RunStore.open`."""
-    from charter.engines.registry import make_engine
+    `stage`, `params`, `fixed`: see `RunStore.open`. `executor` (charter.executor.ExecutorSettings):
+    with kind "ray" each engine is a pool of Ray actors; its fingerprint is its engines' own, so a
+    run folder may be resumed under either executor."""
+    from charter.executor import LOCAL, make_engine_for
     from charter.store import open_run
+
+    executor = executor or LOCAL
 
     loaded = load_constitution_or_example(constitution)
     made: dict[str, object] = {}
@@ -78,9 +83,9 @@ def open_session(constitution: Path | str | None, engines: dict[str, str | None]
             if spec is None:
                 continue
             if spec not in made:
-                made[spec] = make_engine(spec)
+                made[spec] = make_engine_for(spec, executor)
             by_role[role] = made[spec]
-        others.extend(make_engine(spec) for spec in extra_engines)
+        others.extend(make_engine_for(spec, executor) for spec in extra_engines)
         for engine in dict.fromkeys(by_role.values()):
             warn_if_prompt_too_long(loaded, engine)
         store = None

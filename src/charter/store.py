@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -36,6 +37,15 @@ CREATE TABLE IF NOT EXISTS records (
 );
 CREATE INDEX IF NOT EXISTS records_kind_order ON records(kind, order_key);
 CREATE INDEX IF NOT EXISTS records_stage ON records(stage);
+CREATE TABLE IF NOT EXISTS failures (
+    stage      TEXT NOT NULL,
+    unit       TEXT NOT NULL,
+    keys       TEXT NOT NULL,
+    error      TEXT NOT NULL,
+    attempts   INTEGER NOT NULL,
+    created    REAL NOT NULL,
+    PRIMARY KEY (stage, unit)
+);
 """
 
 
@@ -65,12 +75,16 @@ class Record:
 
 
 class RunStore:
-    """A run folder. Open it with the run's identity; a different constitution or engine is refused."""
+    """A run folder. Open it with the run's identity; a different constitution or engine is refused.
+
+    One store may be used from several threads (a stage's work batches run side by side when its
+    engine is a pool of workers): one connection, every statement under one lock."""
 
     def __init__(self, folder: Path, db: sqlite3.Connection, manifest: dict):
         self.folder = folder
         self._db = db
         self.manifest = manifest
+        self._lock = threading.RLock()
 
     # -- opening -------------------------------------------------------------------------------
 
@@ -105,7 +119,8 @@ class RunStore:
             if stage:
                 manifest["stages"][stage] = params or {}
             write_json_atomic(manifest_path, manifest)
-        db = sqlite3.connect(folder / "records.sqlite", timeout=30, isolation_level=None)
+        db = sqlite3.connect(folder / "records.sqlite", timeout=30, isolation_level=None,
+                             check_same_thread=False)
         try:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")  # WAL+NORMAL: a killed process never loses a commit
@@ -124,7 +139,7 @@ class RunStore:
         manifest = _read_json(folder / "manifest.json") if (folder / "manifest.json").exists() else {}
         path = (folder / "records.sqlite").resolve()
         if os.access(folder, os.W_OK):
-            db = sqlite3.connect(path, timeout=30, isolation_level=None)
+            db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
         else:  # a read-only folder (an archive, a mounted share): WAL cannot make its -shm file there
             db = sqlite3.connect(f"{path.as_uri()}?immutable=1", uri=True, isolation_level=None)
         try:
@@ -167,42 +182,75 @@ class RunStore:
 
     @contextmanager
     def _transaction(self):
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    # -- failed units --------------------------------------------------------------------------
+
+    def record_failure(self, stage: str, unit: str, keys: list[str], error: str, attempts: int) -> None:
+        """Note a unit of work that failed past its retries (its records are absent, so the next
+        run of the stage does it again); `charter data stats` counts these."""
+        row = (stage, unit, json.dumps(list(keys)), error[:2000], int(attempts), time.time())
+        with self._transaction():
+            self._db.execute("INSERT OR REPLACE INTO failures VALUES (?,?,?,?,?,?)", row)
+
+    def clear_failures(self, stage: str) -> None:
+        """Forget a stage's failed units: a new run of the stage is retrying them."""
+        with self._transaction():
+            self._db.execute("DELETE FROM failures WHERE stage=?", (stage,))
+
+    def failures(self, stage: str | None = None) -> list[dict]:
+        """Failed units of each stage's last run (all stages when `stage` is None)."""
+        sql, args = "SELECT stage, unit, keys, error, attempts FROM failures", []
+        if stage is not None:
+            sql, args = sql + " WHERE stage=?", [stage]
+        with self._lock:
+            try:
+                rows = self._db.execute(sql + " ORDER BY stage, unit", args).fetchall()
+            except sqlite3.OperationalError:  # a store read-only from before the table existed
+                return []
+        return [{"stage": s, "unit": u, "keys": json.loads(k), "error": e, "attempts": a}
+                for s, u, k, e, a in rows]
 
     # -- reading -------------------------------------------------------------------------------
 
     def has(self, key: str) -> bool:
-        return self._db.execute("SELECT 1 FROM records WHERE key=?", (key,)).fetchone() is not None
+        with self._lock:
+            return self._db.execute("SELECT 1 FROM records WHERE key=?", (key,)).fetchone() is not None
 
     def existing(self, keys: list[str]) -> set[str]:
         found: set[str] = set()
-        for start in range(0, len(keys), 500):
-            chunk = keys[start:start + 500]
-            marks = ",".join("?" * len(chunk))
-            found.update(k for (k,) in self._db.execute(f"SELECT key FROM records WHERE key IN ({marks})", chunk))
+        with self._lock:
+            for start in range(0, len(keys), 500):
+                chunk = keys[start:start + 500]
+                marks = ",".join("?" * len(chunk))
+                found.update(k for (k,) in self._db.execute(f"SELECT key FROM records WHERE key IN ({marks})",
+                                                             chunk))
         return found
 
     def get_many(self, keys: list[str]) -> dict[str, Record]:
         """The records of those keys that exist, by key."""
         found: dict[str, Record] = {}
-        for start in range(0, len(keys), 500):
-            chunk = keys[start:start + 500]
-            marks = ",".join("?" * len(chunk))
-            for row in self._db.execute(
-                    f"SELECT key, kind, stage, order_key, clause_ids, data FROM records WHERE key IN ({marks})",
-                    chunk):
-                found[row[0]] = _record(row)
+        with self._lock:
+            for start in range(0, len(keys), 500):
+                chunk = keys[start:start + 500]
+                marks = ",".join("?" * len(chunk))
+                for row in self._db.execute(
+                        f"SELECT key, kind, stage, order_key, clause_ids, data FROM records WHERE key IN ({marks})",
+                        chunk):
+                    found[row[0]] = _record(row)
         return found
 
     def get(self, key: str) -> Record | None:
-        row = self._db.execute(
-            "SELECT key, kind, stage, order_key, clause_ids, data FROM records WHERE key=?", (key,)).fetchone()
+        with self._lock:
+            row = self._db.execute(
+                "SELECT key, kind, stage, order_key, clause_ids, data FROM records WHERE key=?", (key,)).fetchone()
         return _record(row) if row else None
 
     def iter(self, kind: str, stage: str | None = None) -> Iterator[Record]:
@@ -221,10 +269,12 @@ class RunStore:
             sql, args = sql + " AND kind=?", args + [kind]
         if stage is not None:
             sql, args = sql + " AND stage=?", args + [stage]
-        return self._db.execute(sql, args).fetchone()[0]
+        with self._lock:
+            return self._db.execute(sql, args).fetchone()[0]
 
     def kinds(self) -> dict[str, int]:
-        return dict(self._db.execute("SELECT kind, COUNT(*) FROM records GROUP BY kind ORDER BY kind"))
+        with self._lock:
+            return dict(self._db.execute("SELECT kind, COUNT(*) FROM records GROUP BY kind ORDER BY kind"))
 
     def begin_stage(self, stage: str, params: dict, fixed: tuple[str, ...] = ()) -> None:
         """Record a stage's parameters in the manifest; refuse if a `fixed` one differs from an

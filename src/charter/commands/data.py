@@ -15,6 +15,7 @@ import typer
 from rich.table import Table
 
 from charter.commands._console import console, print_stage_summary, with_progress
+from charter.commands._executor import executor_options
 from charter.errors import CharterError
 
 generate_app = typer.Typer(help="Generate synthetic training data from a constitution into a run folder.",
@@ -44,11 +45,12 @@ def register(app: typer.Typer) -> None:
 
 
 def _generate(constitution: Path | None, roles: dict[str, str | None], out: Path, new_run: bool,
-              stage: Callable) -> None:
+              stage: Callable, executor=None) -> None:
     """Open the session, run `stage(session, progress)` under a progress bar, print its summary."""
+    from charter.executor import LOCAL
     from charter.session import open_session
 
-    with open_session(constitution, roles, out, new_run=new_run) as session:
+    with open_session(constitution, roles, out, new_run=new_run, executor=executor or LOCAL) as session:
         if session.folder != out:
             console.print(f"[yellow]{out} holds a different run; using {session.folder}[/]")
         summary = with_progress(lambda progress: stage(session, progress))
@@ -70,21 +72,23 @@ def _load_prompts(sources: list[str] | None, column: str | None, store, helpful:
 
 
 @generate_app.command("prompts")
+@executor_options
 def generate_prompts(
     constitution: Path | None = _CONSTITUTION, engine: str = _ENGINE, out: Path = _OUT,
     limit: int | None = _LIMIT, seed: int = _SEED, new_run: bool = _NEW_RUN,
     per_kind: int = typer.Option(1, "--per-kind", help="Prompts per clause and kind"),
-    batch_size: int = _BATCH,
+    batch_size: int = _BATCH, executor=None,
 ) -> None:
     """Write new prompts per principle and trait: canonical, edge, look-alike, cannot-apply."""
     from charter.data.promptgen import run_prompts
 
-    _generate(constitution, {"policy": engine}, out, new_run, lambda s, p: run_prompts(
+    _generate(constitution, {"policy": engine}, out, new_run, executor=executor, stage=lambda s, p: run_prompts(
         s.store, s.constitution, s.engines["policy"], seed=seed, limit=limit, progress=p, per_kind=per_kind,
         batch_size=batch_size))
 
 
 @generate_app.command("sl")
+@executor_options
 def generate_sl(
     constitution: Path | None = _CONSTITUTION, engine: str = _ENGINE, out: Path = _OUT,
     limit: int | None = _LIMIT, seed: int = _SEED, new_run: bool = _NEW_RUN,
@@ -93,20 +97,21 @@ def generate_sl(
     rounds: int = typer.Option(2, "--rounds", help="Critique/revision rounds"),
     fewshot: Path | None = typer.Option(None, "--fewshot", help="Few-shot YAML (default: the example)"),
     fewshot_count: int = typer.Option(2, "--fewshot-count", help="Worked chains shown to the model"),
-    max_tokens: int = _MAX_TOKENS, batch_size: int = _BATCH,
+    max_tokens: int = _MAX_TOKENS, batch_size: int = _BATCH, executor=None,
 ) -> None:
     """SL-CAI: answer red-team prompts, then critique and revise against sampled principles."""
     from charter.data.critique import run_sl
     from charter.data.fewshot import load_fewshot
 
     shots = load_fewshot(fewshot)
-    _generate(constitution, {"policy": engine}, out, new_run, lambda s, p: run_sl(
+    _generate(constitution, {"policy": engine}, out, new_run, executor=executor, stage=lambda s, p: run_sl(
         s.store, s.constitution, s.engines["policy"], _load_prompts(prompts, column, s.store, helpful),
         rounds=rounds, seed=seed, limit=limit, progress=p, max_tokens=max_tokens, fewshot=shots,
         fewshot_count=fewshot_count, batch_size=batch_size))
 
 
 @generate_app.command("prefs")
+@executor_options
 def generate_prefs(
     constitution: Path | None = _CONSTITUTION, engine: str = _ENGINE, out: Path = _OUT,
     limit: int | None = _LIMIT, seed: int = _SEED, new_run: bool = _NEW_RUN,
@@ -121,7 +126,7 @@ def generate_prefs(
     general: bool = typer.Option(False, "--general", help="judge: one principle, 'best for humanity'"),
     judge_mode: str = typer.Option("auto", "--judge-mode", help="judge: auto | prefill | letter | generate "
                                    "(auto: prefill where the engine allows it, else the first token's logprobs)"),
-    max_tokens: int = _MAX_TOKENS, batch_size: int = _BATCH,
+    max_tokens: int = _MAX_TOKENS, batch_size: int = _BATCH, executor=None,
 ) -> None:
     """Preference pairs: contrastive (labelled by construction) or AI feedback (soft labels)."""
     from charter.data.feedback import JudgeConfig, run_prefs
@@ -134,7 +139,7 @@ def generate_prefs(
     else:
         options["config"] = JudgeConfig(principles=principles, cot=cot, band=_band(band), general=general,
                                         mode=judge_mode)
-    _generate(constitution, {"policy": engine, "feedback": feedback_engine}, out, new_run, lambda s, p: run_prefs(
+    _generate(constitution, {"policy": engine, "feedback": feedback_engine}, out, new_run, executor=executor, stage=lambda s, p: run_prefs(
         s.store, s.constitution, s.engines["policy"], _load_prompts(prompts, column, s.store),
         feedback_engine=s.engines.get("feedback", s.engines["policy"]), mode=chosen, seed=seed, limit=limit,
         progress=p, **options))
@@ -151,6 +156,7 @@ def _band(text: str) -> tuple[float, float]:
 
 
 @generate_app.command("distill")
+@executor_options
 def generate_distill(
     constitution: Path | None = _CONSTITUTION, engine: str = _ENGINE, out: Path = _OUT,
     limit: int | None = typer.Option(48, "--limit", "-n", min=1, help="At most this many harmful prompts"),
@@ -162,7 +168,7 @@ def generate_distill(
     column: str | None = _COLUMN,
     safe_ratio: float = typer.Option(2.0, "--safe-ratio", help="Safe prompts per harmful prompt"),
     samples: int = typer.Option(1, "--samples", help="Pairs per prompt (more than one samples at temperature 0.7)"),
-    max_tokens: int = _MAX_TOKENS, batch_size: int = _BATCH,
+    max_tokens: int = _MAX_TOKENS, batch_size: int = _BATCH, executor=None,
 ) -> None:
     """Judge-free pairs and SFT rows (the default recipe of `charter run` for the embedded model)."""
     from charter.data.distill import default_prompts, run_distill
@@ -177,10 +183,11 @@ def generate_distill(
         return run_distill(s.store, s.constitution, s.engines["policy"], prompts, seed=seed, samples=samples,
                            max_tokens=max_tokens, batch_size=batch_size, progress=p)
 
-    _generate(constitution, {"policy": engine}, out, new_run, stage)
+    _generate(constitution, {"policy": engine}, out, new_run, stage, executor)
 
 
 @generate_app.command("character")
+@executor_options
 def generate_character(
     constitution: Path | None = _CONSTITUTION, engine: str = _ENGINE, out: Path = _OUT,
     limit: int | None = _LIMIT, seed: int = _SEED, new_run: bool = _NEW_RUN,
@@ -190,32 +197,33 @@ def generate_character(
     generated_per_trait: int = typer.Option(2, "--generated-per-trait", help="Model-written prompts per trait"),
     student_engine: str | None = typer.Option(None, "--student-engine",
                                               help="Answers without the constitution (default: the policy)"),
-    max_tokens: int = _MAX_TOKENS, batch_size: int = _BATCH,
+    max_tokens: int = _MAX_TOKENS, batch_size: int = _BATCH, executor=None,
 ) -> None:
     """Trait distillation pairs (teacher with the constitution, student without) and introspection data."""
     from charter.data.character import run_character
     from charter.data.prompts import interleave, load_prompts
 
     intro = interleave([load_prompts(s, column, "answer") for s in prompts]) if prompts else None
-    _generate(constitution, {"policy": engine, "student": student_engine}, out, new_run, lambda s, p: run_character(
+    _generate(constitution, {"policy": engine, "student": student_engine}, out, new_run, executor=executor, stage=lambda s, p: run_character(
         s.store, s.constitution, s.engines["policy"], intro, seed=seed, limit=limit, progress=p,
         generated_per_trait=generated_per_trait, max_tokens=max_tokens, student=s.engines.get("student"),
         batch_size=batch_size))
 
 
 @generate_app.command("understanding")
+@executor_options
 def generate_understanding(
     constitution: Path | None = _CONSTITUTION, engine: str = _ENGINE, out: Path = _OUT,
     limit: int | None = _LIMIT, seed: int = _SEED, new_run: bool = _NEW_RUN,
     answers: str = typer.Option("both", "--answers", help="construction | model | both"),
-    max_tokens: int = _MAX_TOKENS, batch_size: int = _BATCH,
+    max_tokens: int = _MAX_TOKENS, batch_size: int = _BATCH, executor=None,
 ) -> None:
     """Q&A about the constitution's clauses and reasons, by construction and by the model."""
     from charter.data.understanding import run_understanding
 
     if answers not in ("construction", "model", "both"):
         raise CharterError(f"--answers '{answers}' is unknown; use construction, model or both")
-    _generate(constitution, {"policy": engine}, out, new_run, lambda s, p: run_understanding(
+    _generate(constitution, {"policy": engine}, out, new_run, executor=executor, stage=lambda s, p: run_understanding(
         s.store, s.constitution, s.engines["policy"], seed=seed, limit=limit, progress=p, answers=answers,
         max_tokens=max_tokens, batch_size=batch_size))
 

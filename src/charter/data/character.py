@@ -22,7 +22,7 @@ from charter.data.runner import (
     Progress,
     Stage,
     Step,
-    chunks,
+    for_batches,
     order_key,
     run_steps,
     sample_data,
@@ -152,12 +152,10 @@ def _introspection(
     temperature: float,
     batch_size: int,
 ) -> None:
-    for batch in chunks(list(enumerate(items)), batch_size):
-        run_steps(
-            stage,
-            [_intro_step(stage, system, pos, item, max_tokens, temperature) for pos, item in batch],
-        )
-        stage.report("character: introspection answers", batch[-1][0] + 1, len(items))
+    for_batches(stage, list(enumerate(items)), batch_size,
+                lambda batch: run_steps(stage, [_intro_step(stage, system, pos, item, max_tokens, temperature)
+                                                for pos, item in batch]),
+                "character: introspection answers")
 
 
 def _intro_step(

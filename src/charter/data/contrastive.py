@@ -24,8 +24,8 @@ from charter.data.runner import (
     Progress,
     Stage,
     Step,
-    chunks,
     clean_text,
+    for_batches,
     order_key,
     run_steps,
     stable_seed,
@@ -128,8 +128,7 @@ def sample_pairs(
 
     With one engine both sides of a work batch go in one engine call and one transaction; with a
     separate `rejected_engine` (a student model) the rejected side is a second call."""
-    positioned = list(enumerate(items))
-    for batch in chunks(positioned, batch_size):
+    def run_batch(batch) -> None:
         pairs = [
             _pair_steps(
                 stage, spec_of(item), pos, item, tuple(clause_ids_of(item)), sft, rejected_engine
@@ -141,7 +140,8 @@ def sample_pairs(
         else:
             run_steps(stage, [pair["chosen"] for pair in pairs if "chosen" in pair])
             run_steps(stage, [pair["rejected"] for pair in pairs if "rejected" in pair], rejected_engine)
-        stage.report(description, batch[-1][0] + 1, len(items))
+
+    for_batches(stage, list(enumerate(items)), batch_size, run_batch, description)
 
 
 def _pair_steps(

@@ -27,8 +27,8 @@ from charter.data.runner import (
     Progress,
     Stage,
     Step,
-    chunks,
     clean_text,
+    for_batches,
     order_key,
     run_steps,
     stable_seed,
@@ -70,10 +70,8 @@ def run_sl(
         max_tokens,
         temperature,
     )
-    positioned = list(enumerate(items))
-    for batch in chunks(positioned, batch_size):
-        chain.run_batch(batch)
-        chain.stage.report("sl: answer, critique, revise", batch[-1][0] + 1, len(items))
+    for_batches(chain.stage, list(enumerate(items)), batch_size, chain.run_batch,
+                "sl: answer, critique, revise")
     return chain.stage.finish(prompts=len(items), duplicates=duplicates, rounds=rounds)
 
 

@@ -43,8 +43,8 @@ from charter.data.runner import (
     Progress,
     Stage,
     Step,
-    chunks,
     clean_text,
+    for_batches,
     fresh_cache,
     order_key,
     run_steps,
@@ -127,9 +127,8 @@ def run_judged(
     store.begin_stage("prefs", {**fixed, "limit": limit, "prompts": len(items)}, fixed=tuple(fixed))
     stage = Stage("prefs", store, constitution, engine, seed, progress)
     judging = _Judging(stage, judge, config, judge_mode, fewshot, max_tokens, temperature)
-    for batch in chunks(list(enumerate(items)), batch_size):
-        judging.run_batch(batch)
-        stage.report("prefs: sample pairs, ask the feedback model", batch[-1][0] + 1, len(items))
+    for_batches(stage, list(enumerate(items)), batch_size, judging.run_batch,
+                "prefs: sample pairs, ask the feedback model")
     summary = {"prompts": len(items), "duplicates": duplicates, "label_source": config.label_source,
                "judge_mode": judge_mode}
     return stage.finish(mode="judge", **summary)
@@ -172,7 +171,6 @@ class _Judging:
         self.judge_fp = judge.fingerprint
         self.max_tokens, self.temperature = max_tokens, temperature
         self.examples = feedback_examples(fewshot, stage.constitution, config.fewshot_count, mode)
-        self.stored: set[str] = set()  # judgment keys found in the store (not written again)
         self.tiers = _tiers(stage.constitution, config)
 
     def run_batch(self, batch: Sequence[tuple[int, PromptItem]]) -> None:
@@ -207,8 +205,8 @@ class _Judging:
         reasoning = {}
         if self.config.cot:
             reasoning = run_steps(self.stage, [self.cot_step(q) for q in questions], self.judge)
-        judgments = self.judge_all(questions, reasoning)
-        records += [j for j in judgments.values() if j.key not in self.stored]
+        judgments, stored = self.judge_all(questions, reasoning)
+        records += [j for j in judgments.values() if j.key not in stored]
         mine: dict[int, list[Record]] = {pos: [] for pos, _ in items}
         for q in questions:
             mine[q.pos].append(judgments[self.judgment_key(q)])
@@ -284,16 +282,19 @@ class _Judging:
             extra["mode"] = self.mode
         return self.stage.key([q.pair.key], q.principle.id, None, extra=extra, engine=self.judge_fp)
 
-    def judge_all(self, questions: list[_Question], reasoning: dict[str, Record]) -> dict[str, Record]:
-        """Judgment records by key: those stored, plus new ones for the questions not yet asked."""
+    def judge_all(self, questions: list[_Question],
+                  reasoning: dict[str, Record]) -> tuple[dict[str, Record], set[str]]:
+        """Judgment records by key: those stored, plus new ones for the questions not yet asked;
+        and the keys that were stored already (not written again). Batches may run side by side,
+        so nothing here is kept on `self`."""
         keys = [self.judgment_key(q) for q in questions]
         found = self.stage.store.get_many(keys)
-        self.stored = set(found)
+        stored = set(found)
         todo = [(k, q) for k, q in zip(keys, questions) if k not in found]
         requests = [self.choice(q, reasoning) for _, q in todo]
         for (key, q), request, answer in zip(todo, requests, self.ask(requests)):
             found[key] = self.judgment(key, q, request, answer)
-        return found
+        return found, stored
 
     def choice(self, q: _Question, reasoning: dict[str, Record]) -> ChoiceRequest:
         thought = reasoning[self.cot_step(q).key].data["text"] if self.config.cot else None

@@ -23,7 +23,7 @@ from charter.data.runner import (
     Progress,
     Stage,
     Step,
-    chunks,
+    for_batches,
     order_key,
     run_steps,
     stable_seed,
@@ -79,9 +79,10 @@ def run_prompts(
     }
     store.begin_stage("prompts", params, fixed=("seed", "max_tokens", "temperature", "batch_size"))
     stage = Stage("prompts", store, constitution, engine, seed, progress)
-    for batch in chunks(list(enumerate(units)), batch_size):
-        run_steps(stage, [_step(stage, pos, *unit, max_tokens, temperature) for pos, unit in batch])
-        stage.report("prompts: write prompts per clause", batch[-1][0] + 1, len(units))
+    for_batches(stage, list(enumerate(units)), batch_size,
+                lambda batch: run_steps(stage, [_step(stage, pos, *unit, max_tokens, temperature)
+                                                for pos, unit in batch]),
+                "prompts: write prompts per clause")
     usable = generated_prompts(store)
     return stage.finish(units=len(units), usable=len(usable))
 
@@ -100,11 +101,13 @@ def generate_clause_prompts(
     units = [
         (clause, kind, clause_kind, index) for clause in clauses for index in range(per_clause)
     ]
-    made: list[Record] = []
-    for batch in chunks(list(enumerate(units)), batch_size):
+    def run_batch(batch) -> list[Record]:
         steps = [_step(stage, pos, *unit, max_tokens, temperature) for pos, unit in batch]
         found = run_steps(stage, steps)
-        made += [found[s.key] for s in steps]
+        return [found[s.key] for s in steps]
+
+    made = [r for done in for_batches(stage, list(enumerate(units)), batch_size, run_batch) if done
+            for r in done]
     return [_item(r) for r in made if r.data["valid"]]
 
 

@@ -12,12 +12,21 @@ Resume reproduces an uninterrupted run because of three rules kept here:
    stages call its `reset_cache()` before each call.
 3. All records a batch produces are written in one transaction, so a killed process leaves a
    batch either fully stored or not at all, and a rerun redoes exactly the batches it lacks.
+
+Work batches are independent of one another, so `for_batches` may run several side by side: it
+does when the stage's engine is a pool of workers (`engine.parallel_calls` > 1, e.g. Ray actors,
+charter/executor.py). Each engine call still goes whole to one worker, so a batch is computed
+exactly as a local run computes it and the exports are the same. A batch whose engine call fails
+past its retries (UnitsFailed) keeps what succeeded, is recorded in the store's failures, and the
+stage goes on with the other batches; it then ends with StageIncomplete instead of being marked
+done, and the same command retries the failed units.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +34,7 @@ from typing import Any, TypeVar
 
 from charter.constitution.model import Constitution
 from charter.engines.base import Completion, Engine, GenerationRequest
+from charter.errors import StageIncomplete, UnitsFailed
 from charter.store import Record, RunStore, unit_key
 
 # A progress callback: (description, done, total). The CLI turns it into a rich progress bar;
@@ -67,11 +77,15 @@ class StageStats:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     engine_seconds: float = 0.0
+    failed_units: int = 0  # engine calls that failed past their retries in this run
+    failed_requests: int = 0
     started: float = field(default_factory=time.perf_counter)
     extra: dict = field(default_factory=dict)
+    lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
     def add(self, name: str, amount: int = 1) -> None:
-        self.extra[name] = self.extra.get(name, 0) + amount
+        with self.lock:
+            self.extra[name] = self.extra.get(name, 0) + amount
 
     def summary(self) -> dict:
         wall = time.perf_counter() - self.started
@@ -84,6 +98,8 @@ class StageStats:
             "completion_tokens": self.completion_tokens,
             "engine_seconds": round(self.engine_seconds, 3),
             "seconds": round(wall, 3),
+            **({"failed_units": self.failed_units, "failed_requests": self.failed_requests}
+               if self.failed_units else {}),
             **self.extra,
         }
 
@@ -104,6 +120,7 @@ class Stage:
         self.stats = StageStats(self.name)
         self.constitution_hash = self.constitution.content_hash()
         self.fingerprint = self.engine.fingerprint
+        self.store.clear_failures(self.name)  # this run retries whatever failed last time
 
     def key(
         self,
@@ -148,13 +165,31 @@ class Stage:
 
     def put(self, records: list[Record]) -> None:
         self.store.put_many(records)
-        self.stats.records += len(records)
+        with self.stats.lock:
+            self.stats.records += len(records)
 
     def finish(self, **extra: Any) -> dict:
+        """The stage summary; the stage is marked done only if no unit failed in this run."""
         self.stats.extra.update(extra)
         summary = self.stats.summary()
+        if self.stats.failed_units:
+            last = self.store.failures(self.name)
+            error = last[-1]["error"] if last else "unknown"
+            raise StageIncomplete(
+                f"{self.name}: {self.stats.failed_units} engine call(s) ({self.stats.failed_requests} "
+                f"request(s)) failed past their retries, last: {error}; everything else is stored in "
+                f"{self.store.folder} (`charter data stats` lists the failures): rerun the same "
+                f"command to retry them")
         self.store.set_stage_done(self.name, summary)
         return summary
+
+    def note_failure(self, unit: str, exc: UnitsFailed) -> None:
+        """Record a unit of work that failed past its retries; the stage goes on without it."""
+        keys = list(getattr(exc, "keys", []) or [])
+        self.store.record_failure(self.name, unit, keys, str(exc), exc.attempts)
+        with self.stats.lock:
+            self.stats.failed_units += 1
+            self.stats.failed_requests += len(exc.failed)
 
 
 def generate_counted(
@@ -164,12 +199,16 @@ def generate_counted(
         return []
     started = time.perf_counter()
     fresh_cache(engine)
-    out = engine.generate(requests)
-    stats.engine_seconds += time.perf_counter() - started
-    for completions in out:
-        for c in completions:
-            stats.prompt_tokens += c.prompt_tokens
-            stats.completion_tokens += c.completion_tokens
+    try:
+        out = engine.generate(requests)
+    finally:
+        with stats.lock:
+            stats.engine_seconds += time.perf_counter() - started
+    with stats.lock:
+        for completions in out:
+            for c in completions:
+                stats.prompt_tokens += c.prompt_tokens
+                stats.completion_tokens += c.completion_tokens
     return out
 
 
@@ -198,17 +237,70 @@ def run_steps(stage: Stage, steps: list[Step], engine: Engine | None = None) -> 
     if not steps:
         return {}
     found = stage.store.get_many([s.key for s in steps])
-    stage.stats.reused += len(found)
+    with stage.stats.lock:
+        stage.stats.reused += len(found)
     todo = [s for s in steps if s.key not in found]
     if todo:
-        completions = stage.generate([s.request for s in todo], engine)
+        failure = None
+        try:
+            completions = stage.generate([s.request for s in todo], engine)
+        except UnitsFailed as exc:  # keep what succeeded; the failed steps are redone next run
+            failure, completions = exc, exc.results or [None] * len(todo)
+            failure.keys = [todo[i].key for i in exc.failed]
         records: list[Record] = []
         for step, outs in zip(todo, completions):
+            if outs is None:
+                continue
             built = step.build(outs)
             found[step.key] = built[0]
             records.extend(built)
         stage.put(records)
+        if failure is not None:
+            raise failure
     return found
+
+
+def for_batches(stage: Stage, items: Sequence[T], batch_size: int, work: Callable[[Sequence[T]], Any],
+                description: str | None = None, total: int | None = None) -> list[Any]:
+    """Run `work(batch)` for each work batch of `items` (fixed by input order, rule 1); return
+    its results in batch order, None for a batch that failed past its retries.
+
+    Batches run one after another, or side by side when the stage's engine takes several calls
+    at once (`parallel_calls`, a pool of workers). A failed batch is recorded and skipped; the
+    stage's `finish` then reports it (see the module docstring)."""
+    batches = list(chunks(items, batch_size))
+    results: list[Any] = [None] * len(batches)
+    done = [0]
+    total = len(items) if total is None else total
+
+    def run(index: int) -> None:
+        try:
+            results[index] = work(batches[index])
+        except UnitsFailed as exc:
+            stage.note_failure(f"batch {index:06d}", exc)
+        with stage.stats.lock:
+            done[0] += len(batches[index])
+            count = done[0]
+        if description:
+            stage.report(description, count, total)
+
+    workers = max(1, min(int(getattr(stage.engine, "parallel_calls", 1) or 1), len(batches)))
+    if workers == 1:
+        for index in range(len(batches)):
+            run(index)
+        return results
+    from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+
+    pool = ThreadPoolExecutor(workers, thread_name_prefix=f"charter-{stage.name}")
+    try:
+        futures = [pool.submit(run, index) for index in range(len(batches))]
+        wait(futures, return_when=FIRST_EXCEPTION)
+        for future in futures:  # the first error (in batch order) stops the stage, as locally
+            if future.done() and future.exception() is not None:
+                raise future.exception()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    return results
 
 
 def clean_text(text: str, finish_reason: str, labels: tuple[str, ...] = ()) -> str:

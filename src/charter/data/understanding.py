@@ -26,7 +26,7 @@ from charter.data.runner import (
     Progress,
     Stage,
     Step,
-    chunks,
+    for_batches,
     order_key,
     run_steps,
     sample_data,
@@ -79,14 +79,10 @@ def run_understanding(
     asked = why_questions(constitution)[:limit] if answers != "construction" else []
     _store_constructed(stage, built)
     system = render_system_prompt(constitution)
-    for batch in chunks(list(enumerate(asked)), batch_size):
-        run_steps(
-            stage,
-            [_model_step(stage, system, pos, qa, max_tokens, temperature) for pos, qa in batch],
-        )
-        stage.report(
-            "understanding: answer questions about the constitution", batch[-1][0] + 1, len(asked)
-        )
+    for_batches(stage, list(enumerate(asked)), batch_size,
+                lambda batch: run_steps(stage, [_model_step(stage, system, pos, qa, max_tokens, temperature)
+                                                for pos, qa in batch]),
+                "understanding: answer questions about the constitution")
     return stage.finish(constructed=len(built), model_questions=len(asked))
 
 
