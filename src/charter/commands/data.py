@@ -254,6 +254,10 @@ def stats(
     for section in ("sft", "prefs", "judgments", "prompts"):
         console.print(f"[bold]{section}[/]: " + ", ".join(f"{k}={v}" for k, v in numbers[section].items()),
                       highlight=False)
+    if numbers["failed_units"]:
+        console.print("[bold red]failed units[/] (retried by rerunning the stage's command): " + "; ".join(
+            f"{stage}: {v['units']} ({v['requests']} request(s)), last: {v['last_error']}"
+            for stage, v in numbers["failed_units"].items()), highlight=False, soft_wrap=True)
 
 
 @data_app.command("export")

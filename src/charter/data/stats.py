@@ -23,7 +23,19 @@ def run_stats(store: RunStore) -> dict:
         "judgments": _judgments(store),
         "prompts": _prompts(store),
         "stages": store.manifest.get("done", {}),
+        "failed_units": _failed(store),
     }
+
+
+def _failed(store: RunStore) -> dict:
+    """Units of work that failed past their retries in each stage's last run (retried next run)."""
+    failed: dict[str, dict] = {}
+    for failure in store.failures():
+        entry = failed.setdefault(failure["stage"], {"units": 0, "requests": 0, "last_error": ""})
+        entry["units"] += 1
+        entry["requests"] += len(failure["keys"])
+        entry["last_error"] = failure["error"][:300]
+    return failed
 
 
 def _sft(store: RunStore) -> dict:
