@@ -86,9 +86,9 @@ class RayEnginePool:
             cause = _cause(exc)
             if isinstance(cause, CharterError):
                 raise EngineError(f"engine '{spec}' failed to start on a Ray worker: {cause}") from None
-            raise EngineError(f"engine '{spec}' failed to start on a Ray worker "
-                              f"({type(exc).__name__}: {str(exc).strip().splitlines()[0][:300]}); check "
-                              f"charter and the model are installed on every node") from None
+            raise EngineError(f"engine '{spec}' failed to start on a Ray worker ({_last_error(exc)}); "
+                              f"check the same charter, model and engine build are installed on every "
+                              f"node") from None
         fingerprints = {d["fingerprint"] for d in described}
         if len(fingerprints) > 1:
             self.close()
@@ -183,8 +183,7 @@ class RayEnginePool:
                 cause = _cause(exc)
                 if isinstance(cause, CharterError):
                     raise cause from None
-                raise EngineError(f"engine '{self.name}' failed on a Ray worker: "
-                                  f"{str(exc).strip().splitlines()[-1][:300]}") from None
+                raise EngineError(f"engine '{self.name}' failed on a Ray worker: {_last_error(exc)}") from None
             except RayActorError as exc:  # the actor's process or node is gone
                 last = f"a Ray worker was lost ({type(exc).__name__})"
                 self._lost(actor, last)
@@ -278,6 +277,15 @@ def _worker_options(spec: str, settings, options: dict) -> dict:
     if scheme == "llamacpp" and "n_threads" not in spec_options and "n_threads" not in options:
         options["n_threads"] = max(1, int(settings.cpus_per_worker))
     return options
+
+
+def _last_error(exc: BaseException) -> str:
+    """The line of a Ray error that names what went wrong inside the worker (its traceback's last
+    "SomeError: ..." line), else the error's first line."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    named = [line for line in lines if "Error:" in line.split(" ", 1)[0] + " " or line.split(":", 1)[0].endswith(
+        ("Error", "Exception"))]
+    return (named[-1] if named else f"{type(exc).__name__}: {lines[0] if lines else ''}")[:300]
 
 
 def _cause(exc: BaseException) -> BaseException:
