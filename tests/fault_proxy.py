@@ -11,6 +11,7 @@ import random
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -20,7 +21,8 @@ FAULTS = ("drop", "error", "busy", "slow")
 class FaultProxy:
     def __init__(self, upstream: str, share: float = 0.3, faults: tuple[str, ...] = FAULTS, seed: int = 0,
                  delay: float = 0.5, retry_after: float = 0.2):
-        self.upstream = upstream.rstrip("/")
+        parts = urllib.parse.urlsplit(upstream)  # requests keep their own path (/v1/chat/...)
+        self.upstream = f"{parts.scheme}://{parts.netloc}"
         self.share, self.faults, self.delay, self.retry_after = share, faults, delay, retry_after
         self.counts = {"forwarded": 0, **{f: 0 for f in FAULTS}}
         self._random = random.Random(seed)

@@ -23,9 +23,11 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def llama_cpp_server(model: Path, alias: str, log: Path, chat_format: str | None = None):
+def llama_cpp_server(model: Path, alias: str, log: Path, chat_format: str | None = None,
+                     threads: int | None = None, processes: list | None = None):
     """llama-cpp-python's OpenAI-compatible server on `model`, on a free loopback port: yields
-    (base_url, alias) once /v1/models answers, and stops the server afterwards."""
+    (base_url, alias) once /v1/models answers, and stops the server afterwards. `processes`, if
+    given, receives the server's Popen (a test that kills it mid-run)."""
     import os
     import subprocess
     import sys
@@ -34,7 +36,7 @@ def llama_cpp_server(model: Path, alias: str, log: Path, chat_format: str | None
     import httpx
 
     port = free_port()
-    threads = str(max(1, min(2, os.cpu_count() or 1)))
+    threads = str(threads or max(1, min(2, os.cpu_count() or 1)))
     with open(log, "wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "llama_cpp.server", "--model", str(model),
@@ -42,6 +44,8 @@ def llama_cpp_server(model: Path, alias: str, log: Path, chat_format: str | None
              "--n_threads", threads, "--n_threads_batch", threads, "--verbose", "false",
              *(["--chat_format", chat_format] if chat_format else [])],
             stdout=out, stderr=subprocess.STDOUT)
+    if processes is not None:
+        processes.append(process)
     base = f"http://127.0.0.1:{port}/v1"
     deadline = time.monotonic() + 180
     try:
