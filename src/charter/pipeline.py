@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from charter.errors import CharterError
+from charter.executor import LOCAL, ExecutorSettings
 from charter.run_layout import RunLayout
 
 if TYPE_CHECKING:  # type names only: importing them here would load the libraries on `charter --help`
@@ -63,6 +64,7 @@ class PipelineConfig:
     seed: int = 0
     stages: tuple[str, ...] = STAGES
     offline: bool = False  # no Hub downloads (also when the user sets HF_HUB_OFFLINE)
+    executor: ExecutorSettings = LOCAL  # where data and eval engine calls run (charter/executor.py)
 
     def __post_init__(self):
         unknown = [s for s in self.stages if s not in STAGES]

@@ -56,9 +56,9 @@ def read_prompts(ctx) -> list[dict]:
 # -- data ---------------------------------------------------------------------------------------
 
 def stage_data(ctx) -> dict:
-    from charter.engines.registry import make_engine
+    from charter.executor import make_engine_for
 
-    engine = make_engine(ctx.config.policy)
+    engine = make_engine_for(ctx.config.policy, ctx.config.executor)
     try:
         if ctx.summaries["recipe"] == "contrastive":
             return _contrastive_data(ctx, engine)
@@ -86,7 +86,7 @@ def _prompt_item(row: dict):
 def _critique_data(ctx, engine) -> dict:
     from charter.data.critique import run_sl
     from charter.data.feedback import run_prefs
-    from charter.engines.registry import make_engine
+    from charter.executor import make_engine_for
 
     cfg, c = ctx.config, ctx.constitution
     prompts = read_prompts(ctx)
@@ -95,7 +95,8 @@ def _critique_data(ctx, engine) -> dict:
                 progress=_task_progress(ctx, "data: SL-CAI"))
     from charter.data.feedback import JudgeConfig
 
-    feedback = make_engine(cfg.feedback) if cfg.feedback and cfg.feedback != cfg.policy else engine
+    feedback = make_engine_for(cfg.feedback, cfg.executor) if cfg.feedback and cfg.feedback != cfg.policy \
+        else engine
     try:
         prefs = run_prefs(ctx.store, c, engine, [i for i in items if i.mode != "answer"], feedback_engine=feedback,
                           mode="judge", seed=cfg.seed, progress=_task_progress(ctx, "data: RLAIF labels"),
@@ -199,19 +200,19 @@ def trained_engine_spec(ctx) -> str:
 
 
 def stage_eval(ctx) -> dict:
-    from charter.engines.registry import make_engine
     from charter.evals.grading import Judge
     from charter.evals.runner import EvalConfig, evaluate
+    from charter.executor import make_engine_for
 
     cfg = ctx.config
-    judge_engine = make_engine(cfg.judge) if cfg.judge else None
+    judge_engine = make_engine_for(cfg.judge, cfg.executor) if cfg.judge else None
     # The eval judge reads option probabilities unless verdicts must be written (no logprobs).
     judge_mode = "generate" if cfg.judge_mode == "generate" else "choose"
     summary = {}
     items = _eval_items(cfg)
     try:
         for label, spec in (("base", cfg.base_eval_engine), ("trained", trained_engine_spec(ctx))):
-            engine = make_engine(spec)
+            engine = make_engine_for(spec, cfg.executor)
             judge = Judge(judge_engine, mode=judge_mode, seed=cfg.seed) if judge_engine else None
             try:
                 run = evaluate(list(cfg.suites), engine, judge, items,

@@ -9,8 +9,8 @@ import pytest
 from charter.engines.openai_http import SET_ASIDE_AFTER
 from charter.engines.registry import make_engine
 from charter.errors import EngineError, UnitsFailed
-
 from tests.fault_proxy import FaultProxy
+
 from .helpers import gen
 
 

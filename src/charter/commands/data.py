@@ -139,7 +139,8 @@ def generate_prefs(
     else:
         options["config"] = JudgeConfig(principles=principles, cot=cot, band=_band(band), general=general,
                                         mode=judge_mode)
-    _generate(constitution, {"policy": engine, "feedback": feedback_engine}, out, new_run, executor=executor, stage=lambda s, p: run_prefs(
+    _generate(constitution, {"policy": engine, "feedback": feedback_engine}, out, new_run, executor=executor,
+              stage=lambda s, p: run_prefs(
         s.store, s.constitution, s.engines["policy"], _load_prompts(prompts, column, s.store),
         feedback_engine=s.engines.get("feedback", s.engines["policy"]), mode=chosen, seed=seed, limit=limit,
         progress=p, **options))
@@ -204,7 +205,8 @@ def generate_character(
     from charter.data.prompts import interleave, load_prompts
 
     intro = interleave([load_prompts(s, column, "answer") for s in prompts]) if prompts else None
-    _generate(constitution, {"policy": engine, "student": student_engine}, out, new_run, executor=executor, stage=lambda s, p: run_character(
+    _generate(constitution, {"policy": engine, "student": student_engine}, out, new_run, executor=executor,
+              stage=lambda s, p: run_character(
         s.store, s.constitution, s.engines["policy"], intro, seed=seed, limit=limit, progress=p,
         generated_per_trait=generated_per_trait, max_tokens=max_tokens, student=s.engines.get("student"),
         batch_size=batch_size))

@@ -10,10 +10,12 @@ from rich.panel import Panel
 from rich.table import Table
 
 from charter.commands._console import console, progress_bar
+from charter.commands._executor import executor_options
 from charter.errors import CharterError
 from charter.evals.evaluate import SUITE_CHOICES
 
 
+@executor_options
 def eval_command(
     engine: str = typer.Option(
         ..., "--engine", "-e", help="Model to evaluate, e.g. llamacpp:embedded"
@@ -71,6 +73,7 @@ def eval_command(
         "--new-run",
         help="If --out holds a different run (another engine or constitution), use OUT-2, OUT-3, ...",
     ),
+    executor=None,
 ) -> None:
     """Run eval suites on a model: findings into the run store, eval.json, (--html) a report."""
     from charter.evals.evaluate import evaluate_engines, keep_other_suites, suite_names
@@ -89,7 +92,7 @@ def eval_command(
                 "check_limit": check_limit}
     with progress_bar() as progress:
         run, out = evaluate_engines(names, {n: items for n, (items, _) in loaded.items()}, specs, settings, out,
-                                    constitution, new_run=new_run, progress=progress)
+                                    constitution, new_run=new_run, progress=progress, executor=executor)
     for name, (_, skipped) in loaded.items():
         note_skipped(run.suites[name], skipped)
     _print_run(run)

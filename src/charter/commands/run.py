@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from charter.commands._console import console, progress_bar
+from charter.commands._executor import executor_options
 from charter.pipeline import STAGES, PipelineConfig, run_pipeline
 
 
@@ -15,6 +16,7 @@ def _default(name: str):
     return PipelineConfig.__dataclass_fields__[name].default
 
 
+@executor_options
 def run(
     constitution: Path | None = typer.Argument(None, help="Constitution file (default: the example one)"),
     out: Path = typer.Option(_default("out"), "--out", help="Run folder (reused to resume)"),
@@ -52,6 +54,7 @@ def run(
     stages: str = typer.Option(",".join(STAGES), "--stages", help="Stages to run, comma-separated"),
     new_run: bool = typer.Option(False, "--new-run", help="Start a fresh folder beside --out if it holds another run"),
     offline: bool = typer.Option(False, "--offline", help="Never reach the Hugging Face Hub (HF_HUB_OFFLINE=1)"),
+    executor=None,
 ) -> None:
     """Constitution -> data -> SFT -> DPO -> export (HF + GGUF) -> eval before/after -> report.html."""
     from charter.shipped import example_constitution_path
@@ -63,7 +66,7 @@ def run(
         rounds=rounds, max_steps=max_steps, sft_learning_rate=sft_lr, dpo_learning_rate=dpo_lr,
         dpo_min_margin=min_margin, eval_limit=eval_limit, eval_max_tokens=eval_max_tokens,
         suites=tuple(s.strip() for s in suites.split(",") if s.strip()), conversation_limit=conversations,
-        seed=seed,
+        seed=seed, executor=executor,
         stages=tuple(s.strip() for s in stages.split(",") if s.strip()),
     )
     with progress_bar() as progress:

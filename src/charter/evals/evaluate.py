@@ -29,7 +29,8 @@ def suite_names(suite: str, against: list[str], prompts: str | None) -> list[str
 
 
 def evaluate_engines(names: list[str], items: dict, specs: dict, settings: dict, out: Path,
-                     constitution: Path | None, new_run: bool = False, progress=None) -> tuple[EvalRun, Path]:
+                     constitution: Path | None, new_run: bool = False, progress=None,
+                     executor=None) -> tuple[EvalRun, Path]:
     """Run `names` on the engine `specs["engine"]`; return the run and the folder it was stored in.
 
     specs: engine, judge (None: the evaluated engine judges itself; "none": rules only),
@@ -45,7 +46,7 @@ def evaluate_engines(names: list[str], items: dict, specs: dict, settings: dict,
     roles = {"evaluated": specs["engine"], "judge": judge_spec, "user": specs.get("user_engine")}
     with open_session(constitution, roles, out, new_run=new_run, stage="eval",
                       params={"suites": names, **specs, **settings},
-                      extra_engines=specs["against"]) as session:
+                      extra_engines=specs["against"], executor=executor) as session:
         style = settings["system_prompt"]
         system = None if style == "none" else render_system_prompt(session.constitution, style)
         judge = Judge(session.engines["judge"], mode=specs["judge_mode"], seed=settings["seed"]) \

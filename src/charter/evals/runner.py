@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 
 from charter.engines.base import Engine
-from charter.errors import CharterError
+from charter.errors import CharterError, StageIncomplete, UnitsFailed
 from charter.evals import load
 from charter.evals.grading import Judge
 from charter.evals.judges import check_judge
@@ -147,14 +148,26 @@ def _run_items(
         if progress
         else None
     )
-    todo = [(n, k, i) for n, (k, i) in enumerate(zip(keys, items)) if k not in done]
+    # Batches are fixed by item position (never by what is left after a crash), so a resumed
+    # eval asks the engine what an uninterrupted one asked; with a pool engine (--executor ray)
+    # several batches run side by side, each whole on one worker.
     size = max(1, ctx.config.batch_size)
-    for start in range(0, len(todo), size):
-        chunk = todo[start : start + size]
-        found = suite.run(ctx, [item for _, _, item in chunk])
+    positioned = list(enumerate(zip(keys, items)))
+    batches = [[(n, k, i) for n, (k, i) in positioned[start:start + size] if k not in done]
+               for start in range(0, len(positioned), size)]
+    batches = [b for b in batches if b]
+    lock = threading.Lock()
+    failed: list[str] = []
+
+    def run_batch(chunk) -> None:
+        try:
+            found = suite.run(ctx, [item for _, _, item in chunk])
+        except UnitsFailed as exc:
+            with lock:
+                failed.append(f"{len(chunk)} item(s): {exc}")
+            return
         for (_, key, _), finding in zip(chunk, found):
             finding.provenance = ctx.provenance()
-            done[key] = finding
         if store is not None:
             store.put_many(
                 [
@@ -169,8 +182,25 @@ def _run_items(
                     for (n, key, item), f in zip(chunk, found)
                 ]
             )
-        if progress:
-            progress.advance(task, len(chunk))
+        with lock:
+            for (_, key, _), finding in zip(chunk, found):
+                done[key] = finding
+            if progress:
+                progress.advance(task, len(chunk))
+
+    workers = max(1, min(int(getattr(ctx.engine, "parallel_calls", 1) or 1), len(batches) or 1))
+    if workers == 1:
+        for chunk in batches:
+            run_batch(chunk)
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(workers, thread_name_prefix=f"charter-eval-{name}") as pool:
+            for future in [pool.submit(run_batch, chunk) for chunk in batches]:
+                future.result()
+    if failed:
+        raise StageIncomplete(f"eval {name}: engine calls failed past their retries ({failed[-1]}); the "
+                              f"other items are stored: rerun the same command to retry these")
     return [done[k] for k in keys]
 
 
