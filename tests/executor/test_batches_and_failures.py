@@ -90,3 +90,31 @@ def test_a_failed_unit_is_recorded_reported_and_retried_without_duplicates(tmp_p
         assert store.failures() == [] and store.stage_done("sl")
     _run(tmp_path / "clean", PoolLike(parallel=2))
     assert _export(tmp_path / "run", tmp_path / "e1") == _export(tmp_path / "clean", tmp_path / "e2")
+
+
+def test_endpoints_that_all_fail_leave_a_resumable_run_through_the_cli(tmp_path, cli, scripted_server):
+    """Real HTTP: both endpoints fail every request; the command exits 2 naming the failures,
+    `data stats` lists them; rerun with other endpoints (same model), it completes and the folder
+    holds every unit once."""
+    from tests.fault_proxy import FaultProxy
+
+    broken = [FaultProxy(scripted_server().url, share=1.0, faults=("error",)) for _ in range(2)]
+    try:
+        engine = "openai:" + ",".join(p.url for p in broken) + "#m@max_retries=1@backoff=0.01@set_aside=0.1"
+        first = cli("generate", "understanding", "-e", engine, "--out", str(tmp_path / "run"), "--answers",
+                    "model", "--limit", "5", "--batch-size", "2")
+    finally:
+        for proxy in broken:
+            proxy.close()
+    assert isinstance(first.exception, StageIncomplete), first.output  # main() prints it, exits 2
+    assert "failed past their retries" in str(first.exception) and "rerun the same command" in str(first.exception)
+    stats = cli("data", "stats", str(tmp_path / "run"))
+    assert "failed units" in stats.output and "understanding: 3 (5 request(s))" in stats.output
+
+    healthy = ",".join(scripted_server().url for _ in range(2))
+    second = cli("generate", "understanding", "-e", f"openai:{healthy}#m", "--out", str(tmp_path / "run"),
+                 "--answers", "model", "--limit", "5", "--batch-size", "2")
+    assert second.exit_code == 0, second.output
+    with RunStore.read(tmp_path / "run") as store:
+        assert store.failures() == [] and store.stage_done("understanding")
+        assert store.count(stage="understanding", kind="sft") == 5

@@ -93,22 +93,21 @@ def test_a_worker_killed_mid_run_loses_and_duplicates_nothing(cluster, prompts, 
     folder = tmp_path / "killed"
     with open_session(None, {"policy": "llamacpp:embedded"}, folder, executor=settings) as session:
         pool = session.engines["policy"]
-        victim = pool.worker_pids()[0]
-        killed = threading.Event()
+        killed: list[int] = []
 
-        def kill_once_work_is_under_way():
-            while session.store.count() == 0:
-                time.sleep(0.05)
-            os.kill(victim, signal.SIGKILL)
-            killed.set()
+        def kill_a_busy_worker_once_work_is_under_way():
+            while session.store.count() == 0 or not pool.busy_pids():
+                time.sleep(0.02)
+            killed.append(pool.busy_pids()[0])  # an actor with a call in flight
+            os.kill(killed[0], signal.SIGKILL)
 
-        threading.Thread(target=kill_once_work_is_under_way, daemon=True).start()
+        threading.Thread(target=kill_a_busy_worker_once_work_is_under_way, daemon=True).start()
         summary = run_sl(session.store, session.constitution, pool, load_prompts(prompts), rounds=1,
                          batch_size=2, max_tokens=24)
-        assert killed.is_set()
+        assert killed
         lost = pool.stats.extra["lost_workers"]
         pids_after = pool.worker_pids()
-    assert victim not in pids_after  # Ray restarted the killed actor
+    assert killed[0] not in pids_after and len(pids_after) == 2  # Ray restarted the killed actor
     assert lost >= 1 and pool.stats.extra["retries"] >= 1
     assert summary.get("failed_units", 0) == 0
     kinds, failures = _counts(folder)

@@ -102,6 +102,8 @@ class RayEnginePool:
         for actor in self._actors:
             self._idle.put(actor)
         self._lost_in_a_row = {id(a): 0 for a in self._actors}
+        self._started_pids = {id(a): d["pid"] for a, d in zip(self._actors, described)}
+        self._busy: set[int] = set()
         self._live = len(self._actors)
         self._lock = threading.Lock()
 
@@ -119,6 +121,11 @@ class RayEnginePool:
         ray = _ray()
         return [d["pid"] for d in ray.get([a.describe.remote() for a in self._actors],
                                           timeout=self.settings.call_timeout)]
+
+    def busy_pids(self) -> list[int]:
+        """Process ids (as each actor first started) of the actors with a call in flight now."""
+        with self._lock:
+            return [self._started_pids[key] for key in self._busy if key in self._started_pids]
 
     def generate(self, requests: list[GenerationRequest]) -> list[list[Completion]]:
         if not requests:
@@ -208,19 +215,24 @@ class RayEnginePool:
                 if self._live == 0:
                     return None
             try:
-                return self._idle.get(timeout=1.0)
+                actor = self._idle.get(timeout=1.0)
             except queue.Empty:
                 continue
+            with self._lock:
+                self._busy.add(id(actor))
+            return actor
 
     def _give_back(self, actor) -> None:
         with self._lock:
             self._lost_in_a_row[id(actor)] = 0
+            self._busy.discard(id(actor))
         self._idle.put(actor)
 
     def _lost(self, actor, reason: str) -> None:
         """A call's actor died or hung: count it; Ray restarts it, and it rejoins the pool unless
         it has now been lost SET_ASIDE_AFTER times in a row (then it leaves for good)."""
         with self._lock:
+            self._busy.discard(id(actor))
             self.stats.extra["lost_workers"] += 1
             self._lost_in_a_row[id(actor)] += 1
             if self._lost_in_a_row[id(actor)] >= SET_ASIDE_AFTER:
@@ -255,7 +267,7 @@ def _connect(ray, settings) -> bool:
                          configure_logging=False)
             else:
                 cpus = max(os.cpu_count() or 1, math.ceil(settings.workers * settings.cpus_per_worker))
-                ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False,
+                ray.init(address="local", num_cpus=cpus, include_dashboard=False, log_to_driver=False,
                          object_store_memory=256 * 1024 * 1024, configure_logging=False)
         except Exception as exc:  # noqa: BLE001
             where = address or "a local Ray instance"
