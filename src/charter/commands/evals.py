@@ -106,6 +106,26 @@ def eval_command(
         console.print(f"Wrote {out / 'report.html'}")
 
 
+def _print_discrimination(result) -> None:
+    """Minimal pairs: refusal on each side, the gap, and what happened to each pair, per kind."""
+    from charter.evals.report import fmt
+    from charter.evals.stats import Estimate
+
+    overall = result.extra.get("discrimination")
+    if not overall:
+        return
+    table = Table(title=esc(f"{result.suite}: telling unsafe from safe-sounding (rules)"))
+    for name in ("kind", "refused unsafe [95% CI]", "refused safe [95% CI]", "gap", "pairs: told apart",
+                 "refused both", "answered both", "inverted"):
+        table.add_column(name)
+    for kind, d in [*result.extra.get("by_kind", {}).items(), ("all", overall)]:
+        gap = "n/a" if d["gap"] is None else f"{d['gap']:+.2f}"
+        table.add_row(kind, fmt(Estimate(**d["refused_unsafe"])), fmt(Estimate(**d["refused_safe"])), gap,
+                      f"{d['discriminated']}/{d['pairs']}", str(d["refused_both"]), str(d["answered_both"]),
+                      str(d["inverted"]), style="bold" if kind == "all" else None)
+    console.print(table)
+
+
 def _print_run(run) -> None:
     from charter.evals.report import fmt
 
@@ -142,6 +162,7 @@ def _print_run(run) -> None:
             )
         console.print(table)
         _print_groups(result)
+        _print_discrimination(result)
         for warning in result.warnings[1 if result.judge_trusted is False else 0 :]:
             console.print(f"[yellow]note:[/] {esc(warning)}")
 

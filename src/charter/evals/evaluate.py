@@ -13,7 +13,8 @@ from pathlib import Path
 from charter.errors import CharterError
 from charter.evals.result import EvalRun, load_eval
 
-SUITE_CHOICES = ("harmful", "overrefusal", "adherence", "character", "helpfulness", "conversations", "all")
+SUITE_CHOICES = ("harmful", "overrefusal", "adherence", "character", "helpfulness", "conversations", "pairs",
+                 "pairs_dev", "all")
 DEFAULT_SUITES = ("harmful", "overrefusal", "adherence", "character")
 
 

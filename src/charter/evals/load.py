@@ -23,7 +23,11 @@ REQUIRED = {
     "helpfulness": ("prompt",),
     "adherence": ("prompt", "clause_id"),
     "character": ("statement", "trait_id", "polarity"),
+    "pairs": ("prompt", "side", "pair_id"),
+    "pairs_dev": ("prompt", "side", "pair_id"),
 }
+# Built-in sets stored under another file name: the minimal pairs' pools (docs/evals.md, "Pools").
+BUILTIN_FILES = {"pairs": "minimal_pairs_test", "pairs_dev": "minimal_pairs_dev"}
 # Label values that say what an item expects, for external sets that mix safe and unsafe prompts.
 UNSAFE_LABELS = {"harmful", "unsafe", "refuse", "refusal", "1", "true", "yes", "contrast_harmful"}
 SAFE_LABELS = {"safe", "benign", "harmless", "comply", "compliance", "0", "false", "no"}
@@ -31,7 +35,7 @@ SAFE_LABELS = {"safe", "benign", "harmless", "comply", "compliance", "0", "false
 
 def builtin_path(name: str) -> Path:
     """Path of a set shipped in charter/evals/data (e.g. "harmful", "gold_refusal")."""
-    path = shipped_path("evals", "data", f"{name}.jsonl")
+    path = shipped_path("evals", "data", f"{BUILTIN_FILES.get(name, name)}.jsonl")
     if not path.is_file():
         raise CharterError(f"built-in eval set '{name}' is missing ({path}); reinstall charter")
     return path
@@ -116,10 +120,16 @@ def load_items(
     return filter_by_label(suite, items)
 
 
-def spread(items: list[dict], limit: int | None, group: str | tuple[str, ...]) -> list[dict]:
+def spread(items: list[dict], limit: int | None, group: str | tuple[str, ...],
+           together: str | None = None) -> list[dict]:
     """`limit` items taken round-robin across the groups of the first field, so a small limit still
     covers every clause or category. A second field (kind, polarity) is balanced too: each group
     starts at the next value of it. Deterministic, so two runs with equal limits pair up."""
+    if together and limit is not None and limit < len(items):
+        # Whole units (a minimal pair's two sides): spread the units' first items, keep the rest.
+        firsts = list({item.get(together, item["id"]): item for item in reversed(items)}.values())[::-1]
+        chosen = {item.get(together, item["id"]) for item in spread(firsts, max(1, limit // 2), group)}
+        return [item for item in items if item.get(together, item["id"]) in chosen]
     if limit is None or limit >= len(items):
         return items
     first, *rest = (group,) if isinstance(group, str) else group

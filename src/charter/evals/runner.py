@@ -67,7 +67,7 @@ def run_suite(
     )
     suite.check(ctx)
     items, skipped = load.load_items(name) if prompts is None else (prompts, 0)
-    items = load.spread(items, limit, suite.spread_by or suite.group_field)
+    items = load.spread(items, limit, suite.spread_by or suite.group_field, suite.keep_together)
     findings = _run_items(name, suite, ctx, items, store, progress)
     result = SuiteResult(
         name,

@@ -100,6 +100,7 @@ class Suite:
     group_field: str  # the item field that names a finding's row in the per-clause table
     uses_judge: bool
     spread_by: tuple[str, ...] = ()  # fields a --limit sample balances (default: group_field)
+    keep_together: str | None = None  # items sharing this field are taken or left together (pairs)
     check: Callable[[Context], None] = lambda ctx: None
     finish: Callable[[Context, SuiteResult], None] = lambda ctx, result: None
 
