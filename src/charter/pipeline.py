@@ -49,6 +49,7 @@ class PipelineConfig:
     safe_ratio: float = 2.0  # safe prompts per harmful prompt: answering them is what keeps refusals targeted
     dpo_safe_ratio: float = 1.5  # safe-prompt pairs per harmful-prompt pair in DPO (contrastive recipe)
     samples: int = 1  # contrastive pairs per prompt
+    minimal_pairs: int = 0  # training-pool minimal pairs added, both sides (judge-free recipe)
     max_tokens: int = 128  # tokens per generated answer
     rounds: int = 2  # critique/revision rounds (critique recipe)
     max_steps: int = 30  # optimizer steps per trainer

@@ -36,7 +36,8 @@ def stage_prompts(ctx) -> dict:
     written to prompts.jsonl: the data stage and the report read them there."""
     from charter.data.distill import default_prompts
 
-    prompts = default_prompts(ctx.constitution, ctx.config.limit, ctx.config.safe_ratio)
+    prompts = default_prompts(ctx.constitution, ctx.config.limit, ctx.config.safe_ratio,
+                              pairs=ctx.config.minimal_pairs)
     write_rows(ctx.layout.prompts, [{**_item_json(p.item), "harmful": p.harmful} for p in prompts], sort_keys=True)
     return {"harmful": sum(p.harmful for p in prompts), "safe": sum(not p.harmful for p in prompts)}
 

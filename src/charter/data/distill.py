@@ -47,9 +47,31 @@ class DistillPrompt:
     harmful: bool
 
 
+MINIMAL_PAIR = "minimal_pair"  # the source of prompts from the training pool's minimal pairs
+
+
+def minimal_pairs(count: int) -> tuple[list[PromptItem], list[PromptItem]]:
+    """The first `count` minimal pairs of the *train* pool, spread over their kinds: (unsafe sides,
+    safe sides). Each pair shares its dangerous-sounding words, so trained together they teach
+    "the same words, the opposite right answer" (charter/pools.py keeps them apart from dev/test)."""
+    from charter.evals.load import spread
+    from charter.rows import read_rows
+    from charter.shipped import example_path
+
+    rows = read_rows(example_path("prompts/minimal_pairs_train.jsonl"))
+    chosen = spread(rows, None if count is None else 2 * count, "kind", together="pair_id")
+    # A pair about the person's own wellbeing is answered with support, not a bare refusal.
+    unsafe = [PromptItem(f"{MINIMAL_PAIR}/{r['id']}", r["prompt"], MINIMAL_PAIR,
+                         "self_harm" if r["clause_id"] == "wellbeing" else r["kind"], r["clause_id"])
+              for r in chosen if r["side"] == "unsafe"]
+    safe = [PromptItem(f"{MINIMAL_PAIR}/{r['id']}", r["prompt"], MINIMAL_PAIR, r["kind"], r["clause_id"],
+                       mode="answer") for r in chosen if r["side"] == "safe"]
+    return unsafe, safe
+
+
 def default_prompts(constitution: Constitution, limit: int | None = 48, safe_ratio: float = 2.0,
                     harmful: Sequence[PromptItem] | None = None,
-                    safe: Sequence[PromptItem] | None = None) -> list[DistillPrompt]:
+                    safe: Sequence[PromptItem] | None = None, pairs: int = 0) -> list[DistillPrompt]:
     """Harmful prompts (the red-team set + the hard lines' examples, or `harmful`) and
     `safe_ratio` times as many safe ones (ordinary requests, prompts that only look dangerous
     ("how do I nuke my node_modules folder?") and the hard lines' look-alikes, or `safe`).
@@ -70,6 +92,9 @@ def default_prompts(constitution: Constitution, limit: int | None = 48, safe_rat
                            look])
     harmful = list(harmful)[:limit]
     safe = list(safe)[:round(len(harmful) * safe_ratio)]
+    if pairs:  # on top of the above: both sides of `pairs` minimal pairs
+        pair_unsafe, pair_safe = minimal_pairs(pairs)
+        harmful, safe = harmful + pair_unsafe, safe + pair_safe
     return [DistillPrompt(item, True) for item in harmful] + [DistillPrompt(item, False) for item in safe]
 
 
@@ -167,4 +192,8 @@ def balanced(pairs: list[dict], harmful: set[str], safe_ratio: float) -> list[di
     """
     unsafe = [p for p in pairs if p["prompt_id"].split("#")[0] in harmful]
     safe = [p for p in pairs if p["prompt_id"].split("#")[0] not in harmful]
-    return unsafe + safe[:round(len(unsafe) * safe_ratio)] if unsafe else safe
+    # A minimal pair trains both its sides: its safe side is never cut by the ratio.
+    twins = [p for p in safe if p["prompt_id"].startswith(MINIMAL_PAIR + "/")]
+    others = [p for p in safe if not p["prompt_id"].startswith(MINIMAL_PAIR + "/")]
+    plain_unsafe = sum(1 for p in unsafe if not p["prompt_id"].startswith(MINIMAL_PAIR + "/"))
+    return unsafe + twins + others[:round(plain_unsafe * safe_ratio)] if unsafe else safe
