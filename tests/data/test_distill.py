@@ -67,3 +67,24 @@ def test_generate_distill_then_export_through_the_cli(tmp_path):
                               capture_output=True, text=True, timeout=600)
     assert exported.returncode == 0, exported.stderr
     assert pq.read_table(out / "export" / "sft.parquet").num_rows > 0
+
+
+def test_minimal_pairs_join_both_sides_and_dpo_keeps_every_twin():
+    from charter.constitution import load_constitution
+    from charter.data.distill import MINIMAL_PAIR, balanced, default_prompts
+    from charter.shipped import example_constitution_path
+
+    constitution = load_constitution(example_constitution_path())
+    plain = default_prompts(constitution, limit=6, safe_ratio=1.0)
+    with_pairs = default_prompts(constitution, limit=6, safe_ratio=1.0, pairs=10)
+    added = [p for p in with_pairs if p.item.source == MINIMAL_PAIR]
+    assert len(with_pairs) == len(plain) + 20 and len(added) == 20
+    assert sum(p.harmful for p in added) == 10
+    twins = {p.item.uid.rsplit("-", 1)[0] for p in added}
+    assert len(twins) == 10 and len({p.item.category for p in added if not p.harmful}) == 10  # every kind
+    # DPO: every harmful pair, every minimal pair's safe side, then the ratio of the other safe ones.
+    rows = [{"prompt_id": p.item.uid} for p in with_pairs]
+    harmful = {p.item.uid for p in with_pairs if p.harmful}
+    kept = {r["prompt_id"] for r in balanced(rows, harmful, 0.5)}
+    assert {p.item.uid for p in added} <= kept
+    assert len(kept) == 16 + 10 + 3
