@@ -123,7 +123,7 @@ class RayEnginePool:
                                           timeout=self.settings.call_timeout)]
 
     def busy_pids(self) -> list[int]:
-        """Process ids (as each actor first started) of the actors with a call in flight now."""
+        """Process ids (as last seen) of the actors with a call in flight now."""
         with self._lock:
             return [self._started_pids[key] for key in self._busy if key in self._started_pids]
 
@@ -229,17 +229,35 @@ class RayEnginePool:
         self._idle.put(actor)
 
     def _lost(self, actor, reason: str) -> None:
-        """A call's actor died or hung: count it; Ray restarts it, and it rejoins the pool unless
-        it has now been lost SET_ASIDE_AFTER times in a row (then it leaves for good)."""
+        """A call's actor died or hung: count it, and wait in the background for Ray's restart
+        (its `describe` answering) before it rejoins the pool, so no call is sent to an actor
+        still coming back. One that does not come back, or is lost SET_ASIDE_AFTER times in a
+        row, leaves the pool for good."""
         with self._lock:
             self._busy.discard(id(actor))
             self.stats.extra["lost_workers"] += 1
             self._lost_in_a_row[id(actor)] += 1
             if self._lost_in_a_row[id(actor)] >= SET_ASIDE_AFTER:
-                self._live -= 1
-                self.stats.extra["set_aside"] += 1
+                self._set_aside()
                 return
-        self._idle.put(actor)
+
+        def rejoin() -> None:
+            ray = _ray()
+            try:
+                described = ray.get(actor.describe.remote(), timeout=self.settings.call_timeout)
+            except Exception:  # noqa: BLE001 - it did not come back
+                with self._lock:
+                    self._set_aside()
+                return
+            with self._lock:
+                self._started_pids[id(actor)] = described["pid"]
+            self._idle.put(actor)
+
+        threading.Thread(target=rejoin, name="charter-ray-rejoin", daemon=True).start()
+
+    def _set_aside(self) -> None:  # under self._lock
+        self._live -= 1
+        self.stats.extra["set_aside"] += 1
 
 
 def _ray():
