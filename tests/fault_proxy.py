@@ -13,7 +13,9 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from tests.servers import reply_json, serve_loopback
 
 FAULTS = ("drop", "error", "busy", "slow")
 
@@ -40,15 +42,8 @@ class FaultProxy:
                     self.connection.close()
                     return
                 if fault in ("error", "busy"):
-                    status = 500 if fault == "error" else 429
-                    payload = b'{"error": "injected fault"}'
-                    self.send_response(status)
-                    if fault == "busy":
-                        self.send_header("Retry-After", f"{proxy.retry_after:g}")
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(payload)))
-                    self.end_headers()
-                    self.wfile.write(payload)
+                    reply_json(self, 500 if fault == "error" else 429, b'{"error": "injected fault"}',
+                               {"Retry-After": f"{proxy.retry_after:g}"} if fault == "busy" else None)
                     return
                 if fault == "slow":
                     time.sleep(proxy.delay)
@@ -63,20 +58,12 @@ class FaultProxy:
                     self.close_connection = True
                     self.connection.close()
                     return
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
+                reply_json(self, status, payload)
 
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self._thread.start()
+        self.server, self.url = serve_loopback(Handler)
 
     def _draw(self) -> str | None:
         with self._lock:

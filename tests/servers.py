@@ -95,6 +95,29 @@ def gemma_server(gemma_gguf, tmp_path_factory):
         yield server
 
 
+def reply_json(handler, status: int, payload: bytes, headers: dict | None = None) -> None:
+    """Answer an http.server request with a JSON body (and any extra headers)."""
+    handler.send_response(status)
+    for key, value in (headers or {}).items():
+        handler.send_header(key, value)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(payload)))
+    handler.end_headers()
+    handler.wfile.write(payload)
+
+
+def serve_loopback(handler_class):
+    """A threaded HTTP server for `handler_class` on a free 127.0.0.1 port, serving in a daemon
+    thread: (server, base_url ending in /v1)."""
+    import threading
+    from http.server import ThreadingHTTPServer
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler_class)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}/v1"
+
+
 class ScriptedServer:
     """A tiny OpenAI-style HTTP server on 127.0.0.1 that answers from a script of failures
     (status, headers) before succeeding, and counts the requests it saw. With logprobs=False it
@@ -103,8 +126,7 @@ class ScriptedServer:
 
     def __init__(self, failures: list[tuple[int, dict]], logprobs: bool = True, content="ok"):
         import json
-        import threading
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from http.server import BaseHTTPRequestHandler
 
         self.failures = list(failures)
         self.logprobs, self.content = logprobs, content
@@ -132,21 +154,12 @@ class ScriptedServer:
                             {"token": "A", "logprob": -0.1}, {"token": "B", "logprob": -2.4}]}]}
                     payload = json.dumps({"choices": [choice],
                                           "usage": {"prompt_tokens": 5, "completion_tokens": 1}}).encode()
-                self.send_response(status)
-                for key, value in headers.items():
-                    self.send_header(key, value)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
+                reply_json(self, status, payload, headers)
 
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+        self.server, self.url = serve_loopback(Handler)
 
     def close(self) -> None:
         self.server.shutdown()

@@ -284,23 +284,31 @@ def for_batches(stage: Stage, items: Sequence[T], batch_size: int, work: Callabl
         if description:
             stage.report(description, count, total)
 
-    workers = max(1, min(int(getattr(stage.engine, "parallel_calls", 1) or 1), len(batches)))
+    side_by_side(stage.engine, run, range(len(batches)), f"charter-{stage.name}")
+    return results
+
+
+def side_by_side(engine: Engine, work: Callable[[Any], None], jobs: Iterable[Any], name: str) -> None:
+    """`work(job)` for every job: one after another, or as many at once as the engine takes calls
+    (`parallel_calls`, a pool of workers). The first error, in job order, is raised once the
+    running jobs end; jobs not yet started are dropped, as a local loop would never reach them."""
+    jobs = list(jobs)
+    workers = max(1, min(int(getattr(engine, "parallel_calls", 1) or 1), len(jobs)))
     if workers == 1:
-        for index in range(len(batches)):
-            run(index)
-        return results
+        for job in jobs:
+            work(job)
+        return
     from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 
-    pool = ThreadPoolExecutor(workers, thread_name_prefix=f"charter-{stage.name}")
+    pool = ThreadPoolExecutor(workers, thread_name_prefix=name)
     try:
-        futures = [pool.submit(run, index) for index in range(len(batches))]
+        futures = [pool.submit(work, job) for job in jobs]
         wait(futures, return_when=FIRST_EXCEPTION)
-        for future in futures:  # the first error (in batch order) stops the stage, as locally
+        for future in futures:
             if future.done() and future.exception() is not None:
                 raise future.exception()
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
-    return results
 
 
 def clean_text(text: str, finish_reason: str, labels: tuple[str, ...] = ()) -> str:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import os
 import queue
+import re
 import threading
 import time
 from typing import Any
@@ -313,8 +314,7 @@ def _last_error(exc: BaseException) -> str:
     """The line of a Ray error that names what went wrong inside the worker (its traceback's last
     "SomeError: ..." line), else the error's first line."""
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    named = [line for line in lines if "Error:" in line.split(" ", 1)[0] + " " or line.split(":", 1)[0].endswith(
-        ("Error", "Exception"))]
+    named = [line for line in lines if re.match(r"[\w.]+(?:Error|Exception):", line)]
     return (named[-1] if named else f"{type(exc).__name__}: {lines[0] if lines else ''}")[:300]
 
 

@@ -12,6 +12,7 @@ import hashlib
 import json
 import threading
 
+from charter.data.runner import side_by_side
 from charter.engines.base import Engine
 from charter.errors import CharterError, StageIncomplete, UnitsFailed
 from charter.evals import load
@@ -188,16 +189,7 @@ def _run_items(
             if progress:
                 progress.advance(task, len(chunk))
 
-    workers = max(1, min(int(getattr(ctx.engine, "parallel_calls", 1) or 1), len(batches) or 1))
-    if workers == 1:
-        for chunk in batches:
-            run_batch(chunk)
-    else:
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(workers, thread_name_prefix=f"charter-eval-{name}") as pool:
-            for future in [pool.submit(run_batch, chunk) for chunk in batches]:
-                future.result()
+    side_by_side(ctx.engine, run_batch, batches, f"charter-eval-{name}")
     if failed:
         raise StageIncomplete(f"eval {name}: engine calls failed past their retries ({failed[-1]}); the "
                               f"other items are stored: rerun the same command to retry these")
