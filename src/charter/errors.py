@@ -61,6 +61,7 @@ class UnitsFailed(EngineError):
         self.failed = list(failed)
         self.results = results
         self.attempts = attempts
+        self.keys: list[str] = []  # the failed units' keys, where the caller knows them (run_steps)
 
 
 class StageIncomplete(CharterError):

@@ -185,8 +185,7 @@ class Stage:
 
     def note_failure(self, unit: str, exc: UnitsFailed) -> None:
         """Record a unit of work that failed past its retries; the stage goes on without it."""
-        keys = list(getattr(exc, "keys", []) or [])
-        self.store.record_failure(self.name, unit, keys, str(exc), exc.attempts)
+        self.store.record_failure(self.name, unit, exc.keys, str(exc), exc.attempts)
         with self.stats.lock:
             self.stats.failed_units += 1
             self.stats.failed_requests += len(exc.failed)
