@@ -2,7 +2,9 @@
 `charter run`, each scored on the minimal pairs, with the spread across seeds.
 
     python bench/recipe.py                              # seeds 0,1,2 of the default charter run
-    python bench/recipe.py --seeds 0 --out runs/r1 -- --preset thorough   # extra `charter run` options
+    python bench/recipe.py --seeds 0 --out runs/r1 -- --minimal-pairs 48  # extra `charter run` options
+    python bench/recipe.py --dev-only --base-evals runs/recipe --out runs/k1 -- --dpo-safe-ratio 3
+                                                        # a knob, judged on the dev pool only
 
 For each seed: `charter run --seed S` (resumed if its folder is complete), then `charter eval` of
 the base model and of the trained model on the minimal pairs of the *test* pool (`pairs`, reported
@@ -50,8 +52,8 @@ def run(command: list[str], log: Path) -> float:
     return time.perf_counter() - started
 
 
-def pairs_eval(engine: str, out: Path, seed: int, log: Path) -> None:
-    for suite in ("pairs", "pairs_dev"):
+def pairs_eval(engine: str, out: Path, seed: int, log: Path, suites: tuple[str, ...]) -> None:
+    for suite in suites:
         if (out / "eval.json").is_file() and suite in json.loads((out / "eval.json").read_text())["suites"]:
             continue
         run([*CHARTER, "eval", "-e", engine, "--suite", suite, "--out", str(out), "--seed", str(seed),
@@ -65,10 +67,10 @@ def refusals(folder: Path, suite: str) -> tuple[dict, dict, dict]:
     return refused, sides, result.extra["discrimination"]
 
 
-def seed_figures(folder: Path) -> dict:
+def seed_figures(folder: Path, base_folder: Path, suites: tuple[str, ...]) -> dict:
     figures = {}
-    for suite in ("pairs", "pairs_dev"):
-        base, sides, base_d = refusals(folder / "pairs-base", suite)
+    for suite in suites:
+        base, sides, base_d = refusals(base_folder, suite)
         trained, _, trained_d = refusals(folder / "pairs-trained", suite)
         row = {}
         for side in ("unsafe", "safe"):
@@ -97,8 +99,9 @@ def pct(value: float | None) -> str:
     return "  n/a" if value is None else f"{100 * value:5.1f}"
 
 
-def print_table(per_seed: dict[int, dict]) -> None:
-    for suite, pool in (("pairs", "TEST pool (reported)"), ("pairs_dev", "dev pool (for choosing)")):
+def print_table(per_seed: dict[int, dict], suites: tuple[str, ...]) -> None:
+    pools = {"pairs": "TEST pool (reported)", "pairs_dev": "dev pool (for choosing)"}
+    for suite, pool in ((s, pools[s]) for s in suites):
         print(f"\n== minimal pairs, {pool}: refusal %, base -> trained; change in points [95% CI], McNemar p")
         print(f"{'seed':>4}  {'unsafe':>15} {'change':>22} {'p':>7}  {'safe':>15} {'change':>22} {'p':>7}  "
               f"{'gap':>13}  told apart")
@@ -142,8 +145,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--out", type=Path, default=Path("runs/recipe"))
+    parser.add_argument("--dev-only", action="store_true",
+                        help="evaluate the dev pool only: for choosing knobs without seeing the test pool")
+    parser.add_argument("--base-evals", type=Path, default=None,
+                        help="a folder of an earlier bench whose seed-N/pairs-base evals of the base model "
+                             "are reused (the same seed gives the same base answers)")
     parser.add_argument("extra", nargs="*", help="options passed to `charter run` (after --)")
     args = parser.parse_args()
+    suites = ("pairs_dev",) if args.dev_only else ("pairs", "pairs_dev")
     args.out.mkdir(parents=True, exist_ok=True)
     log = args.out / "bench.log"
     per_seed = {}
@@ -153,11 +162,12 @@ def main() -> None:
         print(f"seed {seed}: charter run {seconds / 60:.1f} min", flush=True)
         ggufs = sorted((folder / "model").glob("*.gguf"))
         trained = f"llamacpp:{ggufs[0]}" if ggufs else f"hf:{folder / 'model' / 'hf'}"
-        pairs_eval("llamacpp:embedded", folder / "pairs-base", seed, log)
-        pairs_eval(trained, folder / "pairs-trained", seed, log)
-        per_seed[seed] = seed_figures(folder)
+        base_folder = (args.base_evals or args.out) / f"seed-{seed}" / "pairs-base"
+        pairs_eval("llamacpp:embedded", base_folder, seed, log, suites)
+        pairs_eval(trained, folder / "pairs-trained", seed, log, suites)
+        per_seed[seed] = seed_figures(folder, base_folder, suites)
         (folder / "recipe_figures.json").write_text(json.dumps(per_seed[seed], indent=1))
-    print_table(per_seed)
+    print_table(per_seed, suites)
 
 
 if __name__ == "__main__":

@@ -58,6 +58,7 @@ class PipelineConfig:
     sft_learning_rate: float = 1e-3
     dpo_learning_rate: float = 2e-4
     dpo_min_margin: float = 0.1  # DPO drops judged pairs whose preference is within this of 0.5
+    dpo_sft_weight: float = 0.0  # DPO: weight of the chosen answers' NLL beside the preference loss (RPO)
     eval_limit: int | None = None  # prompts per eval suite; None: the whole shipped suite
     eval_max_tokens: int = 96
     suites: tuple[str, ...] = ("harmful", "overrefusal", "character", "conversations")
@@ -76,7 +77,7 @@ class PipelineConfig:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise CharterError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
-        for name in ("safe_ratio", "dpo_safe_ratio"):
+        for name in ("safe_ratio", "dpo_safe_ratio", "dpo_sft_weight"):
             if getattr(self, name) < 0:
                 raise CharterError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
         if self.recipe not in ("auto", "contrastive", "critique"):

@@ -153,7 +153,7 @@ def stage_dpo(ctx) -> dict:
     cfg = ctx.config
     _require_pairs(ctx)
     settings = DpoSettings(base=cfg.trained_base, max_steps=cfg.max_steps, learning_rate=cfg.dpo_learning_rate,
-                           min_margin=cfg.dpo_min_margin, seed=cfg.seed)
+                           min_margin=cfg.dpo_min_margin, sft_weight=cfg.dpo_sft_weight, seed=cfg.seed)
     sft = ctx.layout.adapter("sft")  # DPO continues from SFT's adapter when that stage ran
     result = train_dpo(settings, [ctx.layout.dpo_data(ctx.summaries["recipe"])], ctx.layout.adapter("dpo"),
                        sft_adapter=sft if is_complete(sft) else None, progress=_train_progress(ctx, "dpo"))

@@ -28,6 +28,9 @@ def test_dpo_and_reward_settings_check_their_own_fields():
         DpoSettings(min_margin=0.5)
     with pytest.raises(CharterError, match="soft_labels"):
         DpoSettings(soft_labels="fuzzy")
+    for bad in (-0.5, float("inf"), float("nan")):
+        with pytest.raises(CharterError, match="sft_weight"):
+            DpoSettings(sft_weight=bad)
     with pytest.raises(CharterError, match="margin_scale"):
         RewardSettings(margin_scale=-1)
 

@@ -122,6 +122,12 @@ def test_dpo_loss_is_plain_dpo_for_clean_labels_and_rdpo_for_noisy_ones():
     assert dpo_loss(0.2) == {"loss_type": ["robust"], "label_smoothing": 0.2}
 
 
+def test_dpo_loss_adds_the_chosen_answers_nll_with_its_weight():
+    assert dpo_loss(0.0, sft_weight=0.5) == {"loss_type": ["sigmoid", "sft"], "loss_weights": [1.0, 0.5]}
+    assert dpo_loss(0.2, sft_weight=1.0) == {"loss_type": ["robust", "sft"], "label_smoothing": 0.2,
+                                             "loss_weights": [1.0, 1.0]}
+
+
 def test_preference_rows_must_have_the_contract_columns():
     with pytest.raises(CharterError, match="missing column"):
         prepare_preferences([{"prompt": "p", "chosen": "a"}], min_margin=0.1)

@@ -36,3 +36,18 @@ def test_trained_on_top_of_the_sft_adapter(dpo_run, sft_run):
     assert dpo_run.record["parents"] == [str(sft_run[0].adapter_dir.resolve())]
     same = ("path", "sha256_16")
     assert [dpo_run.record["base"][k] for k in same] == [sft_run[0].record["base"][k] for k in same]
+
+
+def test_the_sft_term_adds_the_chosen_answers_nll(tmp_path, data_dir, sft_run):
+    """RPO: with `sft_weight` the first step's loss is DPO's log 2 (policy == reference, hard labels)
+    plus the weight times the chosen answers' mean negative log-likelihood per token (several nats
+    for this small model on these answers; TRL does not log the term apart)."""
+    from charter.train import DpoSettings, train_dpo
+
+    settings = DpoSettings(max_steps=1, batch_size=2, max_length=96, learning_rate=1e-3, sft_weight=0.5,
+                           soft_labels="hard")
+    result = train_dpo(settings, [data_dir / "prefs.parquet"], tmp_path / "rpo", sft_adapter=sft_run[0].adapter_dir)
+    step = next(entry for entry in result.log_history if "loss" in entry)
+    assert result.record["settings"]["sft_weight"] == 0.5
+    assert step["loss"] > math.log(2) + 0.5 * 1.0
+    assert step["rewards/margins"] == pytest.approx(0.0, abs=1e-4)  # the DPO part is still at its start

@@ -46,6 +46,9 @@ def run(
     dpo_lr: float = typer.Option(_default("dpo_learning_rate"), "--dpo-lr", help="DPO learning rate (LoRA)"),
     min_margin: float = typer.Option(_default("dpo_min_margin"), "--min-margin",
                                      help="DPO: drop judged pairs whose preference is within this of 0.5"),
+    dpo_sft_weight: float = typer.Option(_default("dpo_sft_weight"), "--dpo-sft-weight",
+                                         help="DPO: weight of the chosen answers' negative log-likelihood "
+                                              "beside the preference loss (RPO; 0: off)"),
     eval_limit: int | None = typer.Option(_default("eval_limit"), "--eval-limit",
                                           help="Prompts per eval suite (default: all)"),
     eval_max_tokens: int = typer.Option(_default("eval_max_tokens"), "--eval-max-tokens",
@@ -68,7 +71,7 @@ def run(
         safe_ratio=safe_ratio, dpo_safe_ratio=dpo_safe_ratio, samples=samples, minimal_pairs=minimal_pairs,
         max_tokens=max_tokens,
         rounds=rounds, max_steps=max_steps, sft_learning_rate=sft_lr, dpo_learning_rate=dpo_lr,
-        dpo_min_margin=min_margin, eval_limit=eval_limit, eval_max_tokens=eval_max_tokens,
+        dpo_min_margin=min_margin, dpo_sft_weight=dpo_sft_weight, eval_limit=eval_limit, eval_max_tokens=eval_max_tokens,
         suites=tuple(s.strip() for s in suites.split(",") if s.strip()), conversation_limit=conversations,
         seed=seed, executor=executor,
         stages=tuple(s.strip() for s in stages.split(",") if s.strip()),

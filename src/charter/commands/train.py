@@ -76,7 +76,10 @@ def dpo_command(data: list[str] = _DATA, out: Path = _OUT, sft: Path | None = _S
                 save_steps: int | None = _SAVE_STEPS, precision: str | None = _PRECISION,
                 beta: float | None = typer.Option(None, "--beta", help="Pull towards the reference"),
                 min_margin: float | None = _MIN_MARGIN,
-                soft_labels: str | None = typer.Option(None, "--soft-labels", help="robust | hard")) -> None:
+                soft_labels: str | None = typer.Option(None, "--soft-labels", help="robust | hard"),
+                sft_weight: float | None = typer.Option(None, "--sft-weight", help="Weight of the chosen answers' "
+                                                        "negative log-likelihood beside the DPO loss (RPO; 0: off)")
+                ) -> None:
     """Direct preference optimisation on prompt/chosen/rejected rows with soft labels."""
     from charter.train.config import DpoSettings
     from charter.train.dpo import train_dpo
@@ -84,7 +87,7 @@ def dpo_command(data: list[str] = _DATA, out: Path = _OUT, sft: Path | None = _S
     settings = _settings(DpoSettings, config, base=base, max_steps=max_steps, epochs=epochs,
                          batch_size=batch_size, learning_rate=lr, max_length=max_length, seed=seed,
                          save_steps=save_steps, precision=precision, beta=beta, min_margin=min_margin,
-                         soft_labels=soft_labels)
+                         soft_labels=soft_labels, sft_weight=sft_weight)
     result = _with_progress("dpo", lambda progress: train_dpo(settings, data, out, sft, progress=progress))
     _summary("dpo", result, settings)
 

@@ -173,6 +173,10 @@ class DpoSettings(TrainSettings):
     min_margin: float = 0.1  # drop pairs whose preference p is within this of 0.5 (coin flips)
     soft_labels: str = "robust"  # "robust": rDPO with label noise = mean(1 - p); "hard": plain DPO
     max_label_noise: float = 0.4  # cap on the estimated label noise (rDPO divides by 1 - 2 * noise)
+    # Weight of a negative log-likelihood term on the chosen answers beside the preference loss
+    # (RPO; TRL's loss_type "sft"): keeps the chosen answers likely instead of only more likely than
+    # the rejected ones. 0 turns it off.
+    sft_weight: float = 0.0
 
     def _extra_problems(self) -> list[str]:
         problems = []
@@ -184,6 +188,8 @@ class DpoSettings(TrainSettings):
             problems.append(f"max_label_noise must be in [0, 0.5), got {self.max_label_noise}")
         if self.beta <= 0:
             problems.append(f"beta must be > 0, got {self.beta}")
+        if not 0.0 <= self.sft_weight < float("inf"):
+            problems.append(f"sft_weight must be a finite number >= 0, got {self.sft_weight}")
         return problems
 
 

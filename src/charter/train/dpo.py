@@ -38,7 +38,7 @@ def train_dpo(settings: DpoSettings, pref_files: list[str | Path], out_dir: str 
         from charter.train.base_model import causal_lm_trainer_inputs
         from charter.train.completion_logits import enable_completion_logits
 
-        args = DPOConfig(**settings.trainer_arguments(str(checkpoint_dir)), beta=settings.beta, **dpo_loss(noise))
+        args = DPOConfig(**settings.trainer_arguments(str(checkpoint_dir)), beta=settings.beta, **dpo_loss(noise, settings.sft_weight))
         inputs = causal_lm_trainer_inputs(base, settings, parents)
         enable_completion_logits(inputs["model"])
         return completion_logits_trainer()(args=args, train_dataset=to_dataset(rows), **inputs)
@@ -63,8 +63,11 @@ def completion_logits_trainer():
     return CompletionLogitsDPOTrainer
 
 
-def dpo_loss(noise: float) -> dict:
-    """DPOConfig loss arguments: plain sigmoid DPO for clean labels, rDPO for noisy ones."""
-    if noise <= 0.0:
-        return {"loss_type": ["sigmoid"]}
-    return {"loss_type": ["robust"], "label_smoothing": noise}
+def dpo_loss(noise: float, sft_weight: float = 0.0) -> dict:
+    """DPOConfig loss arguments: plain sigmoid DPO for clean labels, rDPO for noisy ones; with
+    `sft_weight` > 0 the chosen answers' negative log-likelihood is added with that weight (RPO)."""
+    arguments = {"loss_type": ["sigmoid"]} if noise <= 0.0 else {"loss_type": ["robust"], "label_smoothing": noise}
+    if sft_weight > 0.0:
+        arguments["loss_type"].append("sft")
+        arguments["loss_weights"] = [1.0, sft_weight]
+    return arguments
