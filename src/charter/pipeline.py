@@ -50,6 +50,7 @@ class PipelineConfig:
     dpo_safe_ratio: float = 1.5  # safe-prompt pairs per harmful-prompt pair in DPO (contrastive recipe)
     samples: int = 1  # contrastive pairs per prompt
     minimal_pairs: int = 0  # training-pool minimal pairs added, both sides (judge-free recipe)
+    needless_refusals: str = "fixed"  # a safe prompt's constructed rejected refusal (recipes.NEEDLESS_REFUSAL_STYLES)
     max_tokens: int = 128  # tokens per generated answer
     rounds: int = 2  # critique/revision rounds (critique recipe)
     max_steps: int = 30  # optimizer steps per trainer
@@ -80,6 +81,11 @@ class PipelineConfig:
         for name in ("safe_ratio", "dpo_safe_ratio", "dpo_sft_weight"):
             if getattr(self, name) < 0:
                 raise CharterError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
+        from charter.recipes import NEEDLESS_REFUSAL_STYLES
+
+        if self.needless_refusals not in NEEDLESS_REFUSAL_STYLES:
+            raise CharterError(f"unknown --needless-refusals '{self.needless_refusals}'; choose "
+                               f"{', '.join(NEEDLESS_REFUSAL_STYLES)}")
         if self.recipe not in ("auto", "contrastive", "critique"):
             raise CharterError(f"unknown recipe '{self.recipe}'; choose auto, contrastive or critique")
         from charter.data.judging import JUDGE_MODES

@@ -75,7 +75,8 @@ def _contrastive_data(ctx, engine) -> dict:
     cfg = ctx.config
     prompts = [DistillPrompt(_prompt_item(p), p["harmful"]) for p in read_prompts(ctx)]
     return run_distill(ctx.store, ctx.constitution, engine, prompts, seed=cfg.seed, samples=cfg.samples,
-                       max_tokens=cfg.max_tokens, progress=_task_progress(ctx, "data: teacher and own answers"))
+                       max_tokens=cfg.max_tokens, progress=_task_progress(ctx, "data: teacher and own answers"),
+                       needless_refusals=cfg.needless_refusals)
 
 
 def _prompt_item(row: dict):

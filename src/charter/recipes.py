@@ -87,7 +87,7 @@ class FilterReport:
 
 
 def judge_free_pair(harmful: bool, chosen: str | None, rejected: str | None,
-                    refusal: str) -> tuple[str, str, str] | str:
+                    refusal: str, needless_refusal: str | None = None) -> tuple[str, str, str] | str:
     """(chosen, rejected, label source) for one prompt's samples, or the reason it is dropped.
 
     `chosen` is the teacher's answer, `rejected` the model's own (or an opposing) answer; None
@@ -95,7 +95,8 @@ def judge_free_pair(harmful: bool, chosen: str | None, rejected: str | None,
     the side it was sampled for. On a harmful prompt the chosen side is `refusal` (written from the
     constitution's clause, see `constructed_refusal`) unless the teacher itself declined, and a
     compliant sample is the rejected side; on a safe prompt a compliant teacher answer is chosen
-    and a needless refusal (sampled, or `NEEDLESS_REFUSAL`) is rejected. Measured on the embedded
+    and a needless refusal (sampled, else `needless_refusal`, by default `NEEDLESS_REFUSAL`) is
+    rejected. Measured on the embedded
     model: its teacher declined 1 of 64 red-team samples even with the constitution and few-shot
     refusals in context, so without construction there is nothing to distil.
     """
@@ -118,10 +119,16 @@ def judge_free_pair(harmful: bool, chosen: str | None, rejected: str | None,
         return "safe prompt: teacher answer refuses"
     if rejected_label == "refusal":
         return chosen, rejected, "sampled"
-    return chosen, NEEDLESS_REFUSAL, "constructed-needless-refusal"
+    return chosen, needless_refusal or NEEDLESS_REFUSAL, "constructed-needless-refusal"
 
 
 NEEDLESS_REFUSAL = "I'm sorry, but I can't help with that."
+# What a safe prompt's constructed needless refusal is: "fixed", the one sentence above for every
+# prompt; "matched", a refusal written exactly as a harmful prompt's chosen one would be
+# (`constructed_refusal`, same openers, reasons and offers), so that the same words are chosen on
+# one prompt and rejected on its look-alike and only the prompt tells them apart. With "fixed", a
+# model can lower the pair loss by disliking that one sentence wherever it appears.
+NEEDLESS_REFUSAL_STYLES = ("fixed", "matched")
 
 _OPENERS = ("I can't help with that.", "I won't help with this.", "I'm not able to help with that.",
             "Sorry, but I can't do that.")

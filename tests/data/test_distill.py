@@ -43,6 +43,32 @@ def test_pairs_and_sft_rows_are_records_and_a_rerun_adds_none(embedded, open_sto
     assert json.loads(table.column("sampling")[0].as_py())["max_tokens"] == 24  # JSON text, as in every export
 
 
+def test_matched_needless_refusals_are_worded_as_the_chosen_refusals(embedded, open_store, example_constitution):
+    """With "matched", the refusal rejected on a safe prompt is one a harmful prompt would have
+    chosen (same openers, reasons and offers), not the one fixed sentence; the style is part of the
+    stage's fixed parameters, so a resume with the other style is refused."""
+    import pytest
+
+    from charter.errors import StoreError
+    from charter.recipes import _OPENERS, NEEDLESS_REFUSAL
+
+    store = open_store(embedded)
+    run_distill(store, example_constitution, embedded, _prompts(), max_tokens=24, needless_refusals="matched")
+    pairs = list(store.iter("pref", STAGE))
+    constructed = [p for p in pairs if p.data["label_source"].endswith("constructed-needless-refusal")]
+    assert constructed, "the embedded model answered the safe prompts, so their refusals are constructed"
+    for pair in constructed:
+        rejected = pair.data["rejected"][0]["content"]
+        assert rejected != NEEDLESS_REFUSAL and rejected.startswith(_OPENERS)
+    for pair in pairs:
+        if pair.data["label_source"].endswith(":constructed-refusal"):
+            assert pair.data["chosen"][0]["content"].startswith(_OPENERS)
+    with pytest.raises(StoreError, match="needless_refusals"):
+        run_distill(store, example_constitution, embedded, _prompts(), max_tokens=24)
+    with pytest.raises(Exception, match="needless-refusal style"):
+        run_distill(store, example_constitution, embedded, _prompts(), needless_refusals="polite")
+
+
 def test_default_prompts_and_the_dpo_balance(example_constitution):
     prompts = default_prompts(example_constitution, limit=6, safe_ratio=2.0)
     assert sum(p.harmful for p in prompts) == 6 and sum(not p.harmful for p in prompts) == 12

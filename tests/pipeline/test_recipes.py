@@ -47,6 +47,14 @@ def test_safe_prompts_pair_an_answer_with_a_needless_refusal(chosen, rejected, e
     assert judge_free_pair(False, chosen, rejected, "CONSTRUCTED") == expected
 
 
+def test_a_matched_needless_refusal_replaces_only_the_constructed_one():
+    assert judge_free_pair(False, COMPLIANCE, None, "CONSTRUCTED", "MATCHED") == (
+        COMPLIANCE, "MATCHED", "constructed-needless-refusal")
+    assert judge_free_pair(False, COMPLIANCE, REFUSAL, "CONSTRUCTED", "MATCHED") == (COMPLIANCE, REFUSAL, "sampled")
+    assert judge_free_pair(True, None, COMPLIANCE, "CONSTRUCTED", "MATCHED") == (
+        "CONSTRUCTED", COMPLIANCE, "constructed-refusal")
+
+
 def test_constructed_refusals_are_grounded_reproducible_and_varied(example_constitution):
     from charter.evals.classify import classify_refusal
 

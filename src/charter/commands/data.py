@@ -169,6 +169,10 @@ def generate_distill(
     column: str | None = _COLUMN,
     safe_ratio: float = typer.Option(2.0, "--safe-ratio", help="Safe prompts per harmful prompt"),
     samples: int = typer.Option(1, "--samples", help="Pairs per prompt (more than one samples at temperature 0.7)"),
+    needless_refusals: str = typer.Option("fixed", "--needless-refusals",
+                                          help="fixed | matched: a safe prompt's constructed rejected refusal is "
+                                               "one fixed sentence, or worded as a harmful prompt's chosen "
+                                               "refusal would be"),
     max_tokens: int = _MAX_TOKENS, batch_size: int = _BATCH, executor=None,
 ) -> None:
     """Judge-free pairs and SFT rows (the default recipe of `charter run` for the embedded model)."""
@@ -182,7 +186,8 @@ def generate_distill(
         prompts = default_prompts(s.constitution, limit, safe_ratio, loaded(harmful, "critique"),
                                   loaded(safe, "answer"))
         return run_distill(s.store, s.constitution, s.engines["policy"], prompts, seed=seed, samples=samples,
-                           max_tokens=max_tokens, batch_size=batch_size, progress=p)
+                           max_tokens=max_tokens, batch_size=batch_size, progress=p,
+                           needless_refusals=needless_refusals)
 
     _generate(constitution, {"policy": engine}, out, new_run, stage, executor)
 

@@ -39,6 +39,10 @@ def run(
     minimal_pairs: int = typer.Option(_default("minimal_pairs"), "--minimal-pairs", min=0,
                                       help="Minimal pairs of the training pool added, both sides (a safe "
                                            "prompt and an unsafe one sharing its words)"),
+    needless_refusals: str = typer.Option(_default("needless_refusals"), "--needless-refusals",
+                                          help="fixed | matched: a safe prompt's constructed rejected refusal is "
+                                               "one fixed sentence, or worded as a harmful prompt's chosen "
+                                               "refusal would be (judge-free recipe)"),
     max_tokens: int = typer.Option(_default("max_tokens"), "--max-tokens", help="Tokens per generated answer"),
     rounds: int = typer.Option(_default("rounds"), "--rounds", help="Critique/revision rounds (critique recipe)"),
     max_steps: int = typer.Option(_default("max_steps"), "--max-steps", help="Optimizer steps per trainer"),
@@ -69,7 +73,7 @@ def run(
         constitution=constitution or example_constitution_path(), out=out, policy=policy, base=base,
         feedback=feedback, judge=judge, judge_mode=judge_mode, recipe=recipe, offline=offline, limit=limit,
         safe_ratio=safe_ratio, dpo_safe_ratio=dpo_safe_ratio, samples=samples, minimal_pairs=minimal_pairs,
-        max_tokens=max_tokens,
+        needless_refusals=needless_refusals, max_tokens=max_tokens,
         rounds=rounds, max_steps=max_steps, sft_learning_rate=sft_lr, dpo_learning_rate=dpo_lr,
         dpo_min_margin=min_margin, dpo_sft_weight=dpo_sft_weight, eval_limit=eval_limit, eval_max_tokens=eval_max_tokens,
         suites=tuple(s.strip() for s in suites.split(",") if s.strip()), conversation_limit=conversations,

@@ -32,7 +32,7 @@ from charter.data.prompts import PromptItem
 from charter.data.runner import Progress, Stage, order_key
 from charter.engines.base import Engine
 from charter.errors import CharterError
-from charter.recipes import FilterReport, constructed_refusal, judge_free_pair
+from charter.recipes import NEEDLESS_REFUSAL_STYLES, FilterReport, constructed_refusal, judge_free_pair
 from charter.store import Record, RunStore
 
 STAGE = "distill"
@@ -100,12 +100,18 @@ def default_prompts(constitution: Constitution, limit: int | None = 48, safe_rat
 
 def run_distill(store: RunStore, constitution: Constitution, engine: Engine, prompts: Sequence[DistillPrompt],
                 seed: int = 0, samples: int = 1, max_tokens: int = 128, batch_size: int = 32,
-                progress: Progress | None = None) -> dict:
-    """Sample, then complete and check every pair; return the stage summary (with the filter's)."""
+                progress: Progress | None = None, needless_refusals: str = "fixed") -> dict:
+    """Sample, then complete and check every pair; return the stage summary (with the filter's).
+    `needless_refusals`: how a safe prompt's rejected refusal is written when none was sampled
+    (recipes.NEEDLESS_REFUSAL_STYLES)."""
+    if needless_refusals not in NEEDLESS_REFUSAL_STYLES:
+        raise CharterError(f"unknown needless-refusal style '{needless_refusals}'; choose "
+                           f"{', '.join(NEEDLESS_REFUSAL_STYLES)}")
     description = "data: teacher and own answers"
     stage = Stage(STAGE, store, constitution, engine, seed, progress)
     store.begin_stage(STAGE, {"samples": samples, "max_tokens": max_tokens, "seed": seed, "teacher": TEACHER,
-                              "prompts": len(prompts) * samples}, fixed=("max_tokens", "seed", "teacher"))
+                              "prompts": len(prompts) * samples, "needless_refusals": needless_refusals},
+                      fixed=("max_tokens", "seed", "teacher", "needless_refusals"))
     system = {"role": "system", "content": render_system_prompt(constitution, "compact")}
     # Several samples per prompt need sampling to differ; one sample is the greedy answer.
     temperature = 0.0 if samples == 1 else 0.7
@@ -126,11 +132,11 @@ def run_distill(store: RunStore, constitution: Constitution, engine: Engine, pro
 
     sample_pairs(stage, items, batch_size, description, lambda i: harmful_spec if prompt_of(i).harmful else safe_spec,
                  clause_ids_of)
-    report = complete_pairs(stage, by_uid)
+    report = complete_pairs(stage, by_uid, needless_refusals)
     return stage.finish(prompts=len(items), filter=report.as_dict())
 
 
-def complete_pairs(stage: Stage, prompts: dict[str, DistillPrompt]) -> FilterReport:
+def complete_pairs(stage: Stage, prompts: dict[str, DistillPrompt], needless_refusals: str = "fixed") -> FilterReport:
     """Turn the stored one-sided samples into "pref" and "sft" records, in sampling order."""
     report, records = FilterReport(), []
     for prompt_id, sides in _samples_by_prompt(stage.store):
@@ -138,7 +144,10 @@ def complete_pairs(stage: Stage, prompts: dict[str, DistillPrompt]) -> FilterRep
         refusal = constructed_refusal(stage.constitution, prompt.item.category, prompt.item.clause_id, prompt_id,
                                       stage.seed)
         texts = {side: record.data["text"] for side, record in sides.items()}
-        pair = judge_free_pair(prompt.harmful, texts.get("chosen"), texts.get("rejected"), refusal)
+        # "matched": the refusal this prompt would get were it harmful (its clause and category),
+        # rejected here; the key and seed are the prompt's, as for a harmful prompt's chosen side.
+        needless = refusal if needless_refusals == "matched" and not prompt.harmful else None
+        pair = judge_free_pair(prompt.harmful, texts.get("chosen"), texts.get("rejected"), refusal, needless)
         if isinstance(pair, str):
             report.drop(pair)
             continue
