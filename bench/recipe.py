@@ -5,6 +5,8 @@
     python bench/recipe.py --seeds 0 --out runs/r1 -- --minimal-pairs 48  # extra `charter run` options
     python bench/recipe.py --dev-only --base-evals runs/recipe --out runs/k1 -- --dpo-safe-ratio 3
                                                         # a knob, judged on the dev pool only
+    python bench/recipe.py --base-engine llamacpp:gemma.gguf --out runs/gemma -- \
+        --policy llamacpp:gemma.gguf --recipe contrastive  # the same recipe on another model
 
 For each seed: `charter run --seed S` (resumed if its folder is complete), then `charter eval` of
 the base model and of the trained model on the minimal pairs of the *test* pool (`pairs`, reported
@@ -150,6 +152,8 @@ def main() -> None:
     parser.add_argument("--base-evals", type=Path, default=None,
                         help="a folder of an earlier bench whose seed-N/pairs-base evals of the base model "
                              "are reused (the same seed gives the same base answers)")
+    parser.add_argument("--base-engine", default="llamacpp:embedded",
+                        help="the engine of the model before training (for another --policy/--base)")
     parser.add_argument("extra", nargs="*", help="options passed to `charter run` (after --)")
     args = parser.parse_args()
     suites = ("pairs_dev",) if args.dev_only else ("pairs", "pairs_dev")
@@ -163,7 +167,7 @@ def main() -> None:
         ggufs = sorted((folder / "model").glob("*.gguf"))
         trained = f"llamacpp:{ggufs[0]}" if ggufs else f"hf:{folder / 'model' / 'hf'}"
         base_folder = (args.base_evals or args.out) / f"seed-{seed}" / "pairs-base"
-        pairs_eval("llamacpp:embedded", base_folder, seed, log, suites)
+        pairs_eval(args.base_engine, base_folder, seed, log, suites)
         pairs_eval(trained, folder / "pairs-trained", seed, log, suites)
         per_seed[seed] = seed_figures(folder, base_folder, suites)
         (folder / "recipe_figures.json").write_text(json.dumps(per_seed[seed], indent=1))

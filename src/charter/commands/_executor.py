@@ -16,7 +16,7 @@ import typer
 _OPTIONS = {
     "executor_kind": typer.Option("local", "--executor", envvar="CHARTER_EXECUTOR",
                                   help="Where engine calls run: local (this process) | ray (actors, "
-                                       "each holding one engine; needs `pip install 'charter[ray]'`)"),
+                                       "each holding one engine; needs `pip install 'charter\\[ray]'`)"),
     "ray_address": typer.Option(None, "--ray-address",
                                 help="Ray cluster to join (default: $RAY_ADDRESS, else a local Ray instance)"),
     "workers": typer.Option(2, "--workers", min=1, help="ray: actors per engine (work batches in flight)"),
