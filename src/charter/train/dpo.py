@@ -38,7 +38,8 @@ def train_dpo(settings: DpoSettings, pref_files: list[str | Path], out_dir: str 
         from charter.train.base_model import causal_lm_trainer_inputs
         from charter.train.completion_logits import enable_completion_logits
 
-        args = DPOConfig(**settings.trainer_arguments(str(checkpoint_dir)), beta=settings.beta, **dpo_loss(noise, settings.sft_weight))
+        args = DPOConfig(**settings.trainer_arguments(str(checkpoint_dir)), beta=settings.beta,
+                         **dpo_loss(noise, settings.sft_weight))
         inputs = causal_lm_trainer_inputs(base, settings, parents)
         enable_completion_logits(inputs["model"])
         return completion_logits_trainer()(args=args, train_dataset=to_dataset(rows), **inputs)
