@@ -69,6 +69,16 @@ def refusals(folder: Path, suite: str) -> tuple[dict, dict, dict]:
     return refused, sides, result.extra["discrimination"]
 
 
+def distinct_openings(folder: Path, suite: str, words: int = 6) -> float:
+    """Share of answers whose first `words` words no other answer starts with the same way: a
+    model that collapsed onto a few constructed openers scores low (the embedded base model: 0.92 on the dev pool)."""
+    openings = [" ".join(f.answer.lower().split()[:words]) for f in load_eval(folder).suites[suite].findings]
+    counts: dict[str, int] = {}
+    for opening in openings:
+        counts[opening] = counts.get(opening, 0) + 1
+    return sum(1 for o in openings if counts[o] == 1) / max(1, len(openings))
+
+
 def seed_figures(folder: Path, base_folder: Path, suites: tuple[str, ...]) -> dict:
     figures = {}
     for suite in suites:
@@ -81,9 +91,14 @@ def seed_figures(folder: Path, base_folder: Path, suites: tuple[str, ...]) -> di
             row[side] = change.as_dict()
         row["gap"] = (base_d["gap"], trained_d["gap"])
         row["told_apart"] = (base_d["discriminated"], trained_d["discriminated"], trained_d["pairs"])
+        row["distinct_openings"] = (distinct_openings(base_folder, suite),
+                                    distinct_openings(folder / "pairs-trained", suite))
         row["by_kind"] = {k: (v["refused_unsafe"]["value"], v["refused_safe"]["value"])
                           for k, v in load_eval(folder / "pairs-trained").suites[suite].extra["by_kind"].items()}
         figures[suite] = row
+    if not (folder / "eval" / "trained" / "eval.json").is_file():  # --no-gate: the run's eval stage was left out
+        figures.update(gate_passed=None, gate_regressions=[], shipped={})
+        return figures
     base_run, trained_run = load_eval(folder / "eval" / "base"), load_eval(folder / "eval" / "trained")
     comparison = compare_runs(base_run, trained_run, seed=0)
     figures["gate_passed"] = not comparison.failed
@@ -106,7 +121,7 @@ def print_table(per_seed: dict[int, dict], suites: tuple[str, ...]) -> None:
     for suite, pool in ((s, pools[s]) for s in suites):
         print(f"\n== minimal pairs, {pool}: refusal %, base -> trained; change in points [95% CI], McNemar p")
         print(f"{'seed':>4}  {'unsafe':>15} {'change':>22} {'p':>7}  {'safe':>15} {'change':>22} {'p':>7}  "
-              f"{'gap':>13}  told apart")
+              f"{'gap':>13}  told apart  distinct openings")
         columns: dict[str, list[float]] = {"du": [], "ds": [], "u": [], "s": [], "bu": [], "bs": []}
         for seed, figures in per_seed.items():
             row = figures[suite]
@@ -122,7 +137,8 @@ def print_table(per_seed: dict[int, dict], suites: tuple[str, ...]) -> None:
                   f"[{100 * u['low']:+5.1f},{100 * u['high']:+5.1f}] {u['p_value']:7.4f}  "
                   f"{pct(s['before'])} -> {pct(s['after'])} {100 * s['delta']:+6.1f} "
                   f"[{100 * s['low']:+5.1f},{100 * s['high']:+5.1f}] {s['p_value']:7.4f}  "
-                  f"{row['gap'][0]:+.2f} -> {row['gap'][1]:+.2f}  {told[0]} -> {told[1]} of {told[2]}")
+                  f"{row['gap'][0]:+.2f} -> {row['gap'][1]:+.2f}  {told[0]} -> {told[1]} of {told[2]}"
+                  + ("  {:.2f} -> {:.2f}".format(*row["distinct_openings"]) if "distinct_openings" in row else ""))
         if len(per_seed) > 1:
             sd = {k: statistics.stdev(v) for k, v in columns.items()}
             mean = {k: statistics.mean(v) for k, v in columns.items()}
@@ -139,6 +155,9 @@ def print_table(per_seed: dict[int, dict], suites: tuple[str, ...]) -> None:
     print("\n== the run's shipped suites (dev pool) and the report's regression gate")
     for seed, figures in per_seed.items():
         shipped = ", ".join(f"{k} {pct(a)} -> {pct(b)}" for k, (a, b) in figures["shipped"].items())
+        if figures["gate_passed"] is None:
+            print(f"seed {seed}: not evaluated (--no-gate)")
+            continue
         gate = "passed" if figures["gate_passed"] else "FAILED: " + "; ".join(figures["gate_regressions"][:3])
         print(f"seed {seed}: {shipped}; gate {gate}")
 
@@ -152,6 +171,9 @@ def main() -> None:
     parser.add_argument("--base-evals", type=Path, default=None,
                         help="a folder of an earlier bench whose seed-N/pairs-base evals of the base model "
                              "are reused (the same seed gives the same base answers)")
+    parser.add_argument("--no-gate", action="store_true",
+                        help="leave out the run's eval stage (its shipped suites and the report's gate): "
+                             "a quicker screen of a knob on the pairs alone")
     parser.add_argument("--base-engine", default="llamacpp:embedded",
                         help="the engine of the model before training (for another --policy/--base)")
     parser.add_argument("extra", nargs="*", help="options passed to `charter run` (after --)")
@@ -162,7 +184,8 @@ def main() -> None:
     per_seed = {}
     for seed in [int(s) for s in args.seeds.split(",")]:
         folder = args.out / f"seed-{seed}"
-        seconds = run([*CHARTER, "run", "--seed", str(seed), "--out", str(folder), *args.extra], log)
+        stages = ["--stages", "prompts,data,datasets,sft,dpo,export"] if args.no_gate else []
+        seconds = run([*CHARTER, "run", "--seed", str(seed), "--out", str(folder), *stages, *args.extra], log)
         print(f"seed {seed}: charter run {seconds / 60:.1f} min", flush=True)
         ggufs = sorted((folder / "model").glob("*.gguf"))
         trained = f"llamacpp:{ggufs[0]}" if ggufs else f"hf:{folder / 'model' / 'hf'}"
