@@ -26,3 +26,17 @@ def test_a_count_below_one_is_refused(args, tmp_path):
 def test_the_pipeline_settings_refuse_it_too(tmp_path):
     with pytest.raises(CharterError, match="--eval-limit must be >= 1"):
         PipelineConfig(constitution=tmp_path / "c.yaml", eval_limit=0)
+
+
+def test_recipe_knobs_are_checked_up_front(tmp_path):
+    with pytest.raises(CharterError, match="--dpo-sft-weight must be >= 0"):
+        PipelineConfig(constitution=tmp_path / "c.yaml", dpo_sft_weight=-0.5)
+    with pytest.raises(CharterError, match="unknown --needless-refusals 'polite'; choose fixed, matched"):
+        PipelineConfig(constitution=tmp_path / "c.yaml", needless_refusals="polite")
+
+
+def test_a_bad_recipe_knob_on_the_command_line_is_one_line_and_writes_nothing(tmp_path):
+    done = subprocess.run(charter_command("run", "--needless-refusals", "polite", "--out", str(tmp_path / "out")),
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0 and "needless-refusals" in done.stdout + done.stderr
+    assert "Traceback" not in done.stderr and not (tmp_path / "out").exists()
