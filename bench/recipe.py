@@ -30,6 +30,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,6 +39,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from charter.evals.compare import compare_runs  # noqa: E402
 from charter.evals.result import load_eval  # noqa: E402
 from charter.evals.stats import paired_change  # noqa: E402
+from charter.pipeline import STAGES  # noqa: E402
 
 CHARTER = [sys.executable, "-m", "charter.cli"] if not (Path(sys.executable).parent / "charter").exists() \
     else [str(Path(sys.executable).parent / "charter")]
@@ -73,9 +75,7 @@ def distinct_openings(folder: Path, suite: str, words: int = 6) -> float:
     """Share of answers whose first `words` words no other answer starts with the same way: a
     model that collapsed onto a few constructed openers scores low (the embedded base model: 0.92 on the dev pool)."""
     openings = [" ".join(f.answer.lower().split()[:words]) for f in load_eval(folder).suites[suite].findings]
-    counts: dict[str, int] = {}
-    for opening in openings:
-        counts[opening] = counts.get(opening, 0) + 1
+    counts = Counter(openings)
     return sum(1 for o in openings if counts[o] == 1) / max(1, len(openings))
 
 
@@ -184,7 +184,7 @@ def main() -> None:
     per_seed = {}
     for seed in [int(s) for s in args.seeds.split(",")]:
         folder = args.out / f"seed-{seed}"
-        stages = ["--stages", "prompts,data,datasets,sft,dpo,export"] if args.no_gate else []
+        stages = ["--stages", ",".join(s for s in STAGES if s not in ("eval", "report"))] if args.no_gate else []
         seconds = run([*CHARTER, "run", "--seed", str(seed), "--out", str(folder), *stages, *args.extra], log)
         print(f"seed {seed}: charter run {seconds / 60:.1f} min", flush=True)
         ggufs = sorted((folder / "model").glob("*.gguf"))

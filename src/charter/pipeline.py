@@ -81,11 +81,9 @@ class PipelineConfig:
         for name in ("safe_ratio", "dpo_safe_ratio", "dpo_sft_weight"):
             if getattr(self, name) < 0:
                 raise CharterError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
-        from charter.recipes import NEEDLESS_REFUSAL_STYLES
+        from charter.recipes import check_needless_refusal_style
 
-        if self.needless_refusals not in NEEDLESS_REFUSAL_STYLES:
-            raise CharterError(f"unknown --needless-refusals '{self.needless_refusals}'; choose "
-                               f"{', '.join(NEEDLESS_REFUSAL_STYLES)}")
+        check_needless_refusal_style(self.needless_refusals)
         if self.recipe not in ("auto", "contrastive", "critique"):
             raise CharterError(f"unknown recipe '{self.recipe}'; choose auto, contrastive or critique")
         from charter.data.judging import JUDGE_MODES

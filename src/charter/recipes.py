@@ -130,6 +130,13 @@ NEEDLESS_REFUSAL = "I'm sorry, but I can't help with that."
 # model can lower the pair loss by disliking that one sentence wherever it appears.
 NEEDLESS_REFUSAL_STYLES = ("fixed", "matched")
 
+
+def check_needless_refusal_style(style: str) -> None:
+    """The one check of a needless-refusal style, for `charter run` (up front) and the data stage."""
+    if style not in NEEDLESS_REFUSAL_STYLES:
+        raise CharterError(f"unknown --needless-refusals '{style}'; choose {', '.join(NEEDLESS_REFUSAL_STYLES)} "
+                           "(the needless-refusal style of the judge-free recipe)")
+
 _OPENERS = ("I can't help with that.", "I won't help with this.", "I'm not able to help with that.",
             "Sorry, but I can't do that.")
 _OFFERS = ("If there's a safe, legitimate goal behind this, I'm glad to help with that instead.",

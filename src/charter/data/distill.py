@@ -32,7 +32,7 @@ from charter.data.prompts import PromptItem
 from charter.data.runner import Progress, Stage, order_key
 from charter.engines.base import Engine
 from charter.errors import CharterError
-from charter.recipes import NEEDLESS_REFUSAL_STYLES, FilterReport, constructed_refusal, judge_free_pair
+from charter.recipes import FilterReport, check_needless_refusal_style, constructed_refusal, judge_free_pair
 from charter.store import Record, RunStore
 
 STAGE = "distill"
@@ -104,9 +104,7 @@ def run_distill(store: RunStore, constitution: Constitution, engine: Engine, pro
     """Sample, then complete and check every pair; return the stage summary (with the filter's).
     `needless_refusals`: how a safe prompt's rejected refusal is written when none was sampled
     (recipes.NEEDLESS_REFUSAL_STYLES)."""
-    if needless_refusals not in NEEDLESS_REFUSAL_STYLES:
-        raise CharterError(f"unknown needless-refusal style '{needless_refusals}'; choose "
-                           f"{', '.join(NEEDLESS_REFUSAL_STYLES)}")
+    check_needless_refusal_style(needless_refusals)
     description = "data: teacher and own answers"
     stage = Stage(STAGE, store, constitution, engine, seed, progress)
     store.begin_stage(STAGE, {"samples": samples, "max_tokens": max_tokens, "seed": seed, "teacher": TEACHER,
