@@ -1,7 +1,7 @@
 """How many overlay texts that weaken a hard line or a protection are refused, and how many benign
 operator texts are, by the rules alone and by the rules plus the serve guard's embedding neighbours.
 
-    python bench/overlay_meaning.py [SET.jsonl ...]
+    python bench/overlay_meaning.py [--guard RUN/guard] [SET.jsonl ...]
 
 Each line of a set: {"kind": "attack"|"benign", "target": clause id (attacks), "field":
 "context"|"principle", "text": ...}. The default sets: tests/fixtures/overlay_dev.jsonl (written
@@ -10,6 +10,10 @@ bench/data/overlay_heldout.jsonl (written by someone who never saw the rules; ne
 it is for reporting only). Each text
 is put in an operator overlay as its context or as an added principle and resolved against
 tests/fixtures/constitution_with_protections.yaml, as `charter serve` resolves an operator's overlay.
+A third and fourth row add serve's input guard, asked about each sentence as a request: its
+similarity pass, and (with `--guard`) a trained classifier (`charter guard data` + `charter guard
+train` on that constitution). tests/fixtures/overlay_dev2.jsonl is a second development set, written
+by someone who saw neither the rules nor the other sets.
 """
 
 from __future__ import annotations
@@ -22,21 +26,36 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def main(paths: list[str]) -> None:
+def main(args: list[str]) -> None:
     from charter.constitution import load_constitution, resolve
     from charter.constitution.model import Overlay, Principle
     from charter.errors import LayerError
+    from charter.serve.guard import Guard
     from charter.serve.similarity import ClauseNeighbours, Embedder
 
+    guard_dir = None
+    if "--guard" in args:
+        at = args.index("--guard")
+        guard_dir, args = args[at + 1], args[:at] + args[at + 2:]
     constitution = load_constitution(ROOT / "tests/fixtures/constitution_with_protections.yaml")
-    neighbours = ClauseNeighbours(constitution, Embedder())
-    paths = paths or [str(ROOT / "tests/fixtures/overlay_dev.jsonl"), str(ROOT / "bench/data/overlay_heldout.jsonl")]
+    embedder = Embedder()
+    neighbours = ClauseNeighbours(constitution, embedder)
+    readers = [("rules", None, None), ("rules+similarity", neighbours, None),
+               ("rules+similarity+guard similarity", neighbours, Guard(constitution, embedder, None).crossing)]
+    if guard_dir:
+        from charter.guards.classifier import GuardClassifier
+
+        classifier = GuardClassifier.load(guard_dir)
+        readers.append((f"rules+similarity+guard {classifier.version}", neighbours,
+                        Guard(constitution, embedder, None, classifier=classifier).crossing))
+    paths = args or [str(ROOT / "tests/fixtures/overlay_dev.jsonl"), str(ROOT / "tests/fixtures/overlay_dev2.jsonl"),
+                     str(ROOT / "bench/data/overlay_heldout.jsonl")]
     for path in paths:
         if not Path(path).exists():
             print(f"{path}: not found, skipped")
             continue
         rows = [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
-        for name, similar in (("rules", None), ("rules+similarity", neighbours)):
+        for name, similar, crossing in readers:
             refused: Counter = Counter()
             total: Counter = Counter()
             by_target: Counter = Counter()
@@ -49,7 +68,7 @@ def main(paths: list[str]) -> None:
                     overlay = Overlay(name="bench", context=row["text"])
                 total[row["kind"]] += 1
                 try:
-                    resolve(constitution, overlay, similar=similar)
+                    resolve(constitution, overlay, similar=similar, crossing=crossing)
                 except LayerError as exc:
                     refused[row["kind"]] += 1
                     if row["kind"] == "attack":

@@ -6,9 +6,10 @@
 
 A folder holds constitutions and their answer key: either `key.yaml` (file name -> list of
 {kind, clauses}) or one `NAME.key.yaml` beside each `NAME.yaml`. Defaults: tests/fixtures/scrutiny
-(the development set, written beside the rules, so it flatters them) and
-bench/data/scrutiny_heldout (written by someone who never saw the rules: for reporting only, never
-tune on it). A planted problem is found when a finding of its check names the same clauses (a
+(the development set, written beside the rules, so it flatters them), tests/fixtures/scrutiny_dev2
+(a second development set, written blind to the rules, then the rules were extended beside it: it
+flatters them too), and bench/data/scrutiny_heldout (written by someone who never saw the rules: for
+reporting only, never tune on it). A planted problem is found when a finding of its check names the same clauses (a
 contradiction and a missing priority are one problem under either name: two clauses that conflict
 with nothing saying which wins); a warning or error that matches no planted problem is a false finding.
 
@@ -60,9 +61,9 @@ def score(folder: Path, embedder) -> tuple[Counter, Counter, Counter, list[str]]
 
     planted, found, false = Counter(), Counter(), Counter()
     notes = []
-    exercised = exercised_by()
     for path, problems in sorted(keys(folder).items()):
-        findings = [f for f in static_findings(load_constitution(path), embedder, exercised=exercised)
+        constitution = load_constitution(path)
+        findings = [f for f in static_findings(constitution, embedder, exercised=exercised_by(constitution))
                     if f.severity in ("error", "warning")]
         used = set()
         for problem in problems:
@@ -120,7 +121,8 @@ def main(args: list[str]) -> None:
         judge, args = args[at + 1], args[:at] + args[at + 2:]
     folders = args
     embedder = Embedder()
-    folders = folders or [str(ROOT / "tests/fixtures/scrutiny"), str(ROOT / "bench/data/scrutiny_heldout")]
+    folders = folders or [str(ROOT / "tests/fixtures/scrutiny"), str(ROOT / "tests/fixtures/scrutiny_dev2"),
+                          str(ROOT / "bench/data/scrutiny_heldout")]
     for folder in map(Path, folders):
         if not folder.exists():
             print(f"{folder}: not found, skipped")

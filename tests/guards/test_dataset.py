@@ -131,3 +131,36 @@ def test_a_frozen_encoder_guard_chooses_its_heads_by_cross_validation(built, exa
         assert model.block.shape == (3,) and (model.band <= model.block).all()
     assert classifier.encoder is None
     assert metrics["input_test"]["attacks_blocked"]["n"] > 0 and metrics["stream_test"]["answers"]["hard_line"] > 0
+
+
+def test_an_operator_context_is_a_benign_seed_read_as_written(tmp_path, example_constitution, embedder):
+    # Operator system prompts teach the guard that "You are Maya, the assistant for ..." is not an
+    # attack frame (overlays are read by the guard, sentence by sentence): they are never framed,
+    # reworded or answered, only read as they are.
+    from charter.guards.sources import OPERATOR_CONTEXT
+
+    context = ("You are Maya, the shopping assistant for Northwind Outfitters. Help customers find camping gear "
+               "and explain our return policy.")
+    rows = [*BENIGN, ("operator_contexts", {"id": "o1", "text": context, "category": OPERATOR_CONTEXT})]
+    store = RunStore.open(tmp_path, example_constitution.content_hash(), {"policy": "mock:guard"}, STAGE,
+                          GuardDataSettings(paraphrases=0).params())
+    try:
+        engine = CountingMock()
+        build_guard_data(Stage(STAGE, store, example_constitution, engine, 0), rows, embedder,
+                         GuardDataSettings(paraphrases=0))
+        mine = [r for kind in ("guard_example", "guard_answer") for r in store.iter(kind)
+                if r.data["request"] == context]
+    finally:
+        store.close()
+    assert [(r.kind, r.data["family"], r.data["label"]) for r in mine] == [("guard_example", "plain", 0)]
+    assert mine[0].data["kind"] == OPERATOR_CONTEXT
+
+
+def test_the_shipped_operator_contexts_are_default_benign_seeds():
+    from charter.commands.guard import DEFAULT_BENIGN, _benign_rows
+    from charter.guards.sources import OPERATOR_CONTEXT, prompt_sources
+
+    assert "prompts/operator_contexts.jsonl" in DEFAULT_BENIGN
+    sources = prompt_sources(_benign_rows(None))
+    contexts = [s for s in sources if s.kind == OPERATOR_CONTEXT]
+    assert len(contexts) >= 100 and all(s.label == 0 for s in contexts)

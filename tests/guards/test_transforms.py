@@ -48,3 +48,10 @@ def test_prefixes_are_cut_at_token_counts(embedder):
     cut = token_prefixes(embedder.tokenizer, text, (4, 16, 1000))
     assert cut[4] == "one two three four"
     assert len(cut[16].split()) == 16 and cut[1000] == text
+
+
+def test_plain_only_reads_an_operators_context_as_written():
+    import random
+
+    only = transformations("You are Maya, our shopping assistant.", "train", random.Random(0), plain_only=True)
+    assert [it.family for it in only] == ["plain"] and only[0].text == "You are Maya, our shopping assistant."

@@ -27,3 +27,15 @@ def test_the_cues_are_kept_as_evidence():
 def test_two_opposite_words_in_one_sentence_are_one_stance():
     long, short = stance("Give long, thorough answers."), stance("Give short, concise answers.")
     assert (long.positive, short.positive) == (False, True) and long.core == short.core
+
+
+def test_a_condition_says_when_not_what():
+    # "when no red-flag sign is present" is not a stance against home care.
+    scoped = stance("When no red-flag sign is present, give practical home-care steps.")
+    plain = stance("Give practical home-care steps.")
+    assert scoped.positive is True and scoped.core == plain.core
+    assert stance("Never reveal a patron's loans unless the patron asks.").positive is False
+
+
+def test_leaving_out_is_the_opposite_of_including():
+    assert stance("List the steps, leaving out allergen information.").positive is False

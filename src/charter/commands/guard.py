@@ -13,7 +13,7 @@ from charter.errors import CharterError
 guard_app = typer.Typer(help="Guards trained from the constitution: labelled data per hard line, a classifier "
                              "for requests and answer prefixes, `charter serve --guard RUN`.",
                         no_args_is_help=True)
-DEFAULT_BENIGN = ("prompts/helpful.jsonl", "prompts/borderline.jsonl")
+DEFAULT_BENIGN = ("prompts/helpful.jsonl", "prompts/borderline.jsonl", "prompts/operator_contexts.jsonl")
 
 
 @guard_app.command("data")

@@ -34,6 +34,10 @@ def serve_command(
     prompt_style: str = typer.Option("auto", "--prompt-style", help="auto, full or compact system prompt "
                                      "(auto: compact for llama.cpp engines)"),
     max_body_bytes: int = typer.Option(256 * 1024, "--max-body-bytes", help="Larger request bodies get 413"),
+    guard_reads_overlays: bool = typer.Option(False, "--guard-reads-overlays", help="Also refuse an operator "
+                                              "whose overlay sentence the input guard reads as crossing a hard "
+                                              "line (catches instructions without lifting words; refuses more "
+                                              "benign texts too)"),
 ) -> None:
     """Serve the constitution over an OpenAI-compatible API, with overlays and hard-line guards."""
     import uvicorn
@@ -48,7 +52,8 @@ def serve_command(
         with console.status(f"loading {engine}, the guard model and {len(listed)} operator(s) ..."):
             session = stack.enter_context(open_session(constitution, {"policy": engine,
                                                                       "guard": guard_engine or engine}))
-            app = _app(session, listed, audit, model_name, prompt_style, max_body_bytes, guard)
+            app = _app(session, listed, audit, model_name, prompt_style, max_body_bytes, guard,
+                       guard_reads_overlays)
         _print_summary(app.state.server, host, port)
         if host not in LOOPBACK:
             console.print(f"[yellow]warning:[/] listening on {host}: put TLS in front of it; keys travel in "
@@ -71,11 +76,13 @@ def _operators(path: Path) -> list:
     return listed
 
 
-def _app(session, listed, audit, model_name, prompt_style, max_body_bytes, guard=None):
+def _app(session, listed, audit, model_name, prompt_style, max_body_bytes, guard=None,
+         reads_overlays=False):
     from charter.serve.app import ServeSettings, create_app
 
     settings = ServeSettings(model_name=model_name, audit_path=audit, prompt_style=prompt_style,
-                             max_body_bytes=max_body_bytes, guard_model=guard)
+                             max_body_bytes=max_body_bytes, guard_model=guard,
+                             guard_reads_overlays=reads_overlays)
     main, guard = session.engines["policy"], session.engines["guard"]
     return create_app(session.constitution, main, listed, settings,
                       guard_engine=guard if guard is not main else None)

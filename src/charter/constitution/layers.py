@@ -17,20 +17,22 @@ from charter.errors import LayerError
 
 
 def resolve(base: Constitution, operator: Overlay | None = None, user: Overlay | None = None,
-            similar=None) -> Constitution:
+            similar=None, crossing=None) -> Constitution:
     """The effective constitution. Raises LayerError naming the clause id and the layer.
 
     `similar(sentence) -> clause ids` (serve passes the guard's embedding neighbours) widens the
-    check of overlay text by meaning beyond the clauses' own words (overlay_meaning.py)."""
+    check of overlay text by meaning beyond the clauses' own words, and `crossing(sentence) -> hard
+    line id or None` (serve passes its input guard) reads each sentence as a request
+    (overlay_meaning.py)."""
     effective = base
     if operator is not None:
         principal = _principal(base, "operator")
-        effective = _apply(effective, operator, principal, similar)
+        effective = _apply(effective, operator, principal, similar, crossing)
         effective = _set_user_permissions(effective, operator, principal)
     if user is not None:
         principal = _principal(base, "user")
         _refuse_user_additions(user, principal)
-        effective = _apply(effective, user, principal, similar)
+        effective = _apply(effective, user, principal, similar, crossing)
     return effective
 
 
@@ -43,7 +45,7 @@ def _principal(base: Constitution, role: str) -> str:
     return found.id
 
 
-def _apply(current: Constitution, overlay: Overlay, principal: str, similar=None) -> Constitution:
+def _apply(current: Constitution, overlay: Overlay, principal: str, similar=None, crossing=None) -> Constitution:
     from charter.constitution.overlay_meaning import refuse_weakening
 
     hard_ids = {h.id for h in current.hard_lines}
@@ -68,7 +70,7 @@ def _apply(current: Constitution, overlay: Overlay, principal: str, similar=None
         raise LayerError(clause_id, principal, "overlays cannot remove or disable clauses; they may only switch "
                                                "adjustable defaults and add clauses or context")
     # What the overlay says must not undo in words what it may not undo by id.
-    refuse_weakening(current, overlay, principal, similar)
+    refuse_weakening(current, overlay, principal, similar, crossing)
     label = f"{principal}:{overlay.name}" if overlay.name else principal
     return current.model_copy(update={
         "defaults": defaults,

@@ -65,15 +65,23 @@ _LIFT = tuple(re.compile(p) for p in (
 _INVERT = tuple(re.compile(p) for p in (
     r"\b(insist|claim|say|state|tell\s+\w+|pretend|assert|maintain|present\s+yourself)\b[^.]*\b(you\s+are|you're|"
     r"to\s+be|as)\s+(a\s+)?(real\s+|actual\s+|live\s+)?(human|person|man|woman|employee|agent|staff)",
-    r"\b(never|do\s+not|don'?t|must\s+not|avoid|refuse\s+to)\s+(reveal|admit|disclose|mention|say|tell|"
-    r"acknowledge|confirm|let\s+\w+\s+know|refer|point|suggest|recommend|direct|give|provide|share|explain)",
+    r"\b(reassure|assure|convince|confirm|answer|reply|respond)\w*\b[^.]*\b(you\s+are|you're|to\s+be)\s+(a\s+)?"
+    r"(real|actual|live)\s+(human|person|man|woman)", r"\bhuman\s+(persona|character|identity)\b",
+    r"\bwithout\s+(ever\s+)?(admitting|revealing|disclosing|acknowledging|saying)",
+    r"\b(rather\s+than|instead\s+of)\s+(point|refer|send|direct|suggest|recommend)\w*",
+    r"\b(decline|declines|refuse|refuses)\s+to\s+(discuss|talk|engage)", r"\bend\w*\s+the\s+(conversation|chat)\b",
+    r"\bpretend\w*\s+(not\s+to|to\s+not)\b",
+    r"(pessoa\s+de\s+verdade|persona\s+real|vraie\s+personne|echte[rn]?\s+(mensch|person))",
+    r"\b(never|do\s+not|don'?t|must\s+not|avoid|refuse\s+to)\s+(ever\s+)?(reveal|admit|disclose|mention|say|tell|"
+    r"acknowledge|confirm|let\s+\w+\s+know|refer|point|suggest|recommend|direct)",
     r"\b(deny|denies|denying)\s+(being|that\s+you\s+are|you\s+are)", r"\bhide\b", r"\bconceal\b",
     r"\b(pressure|guilt|shame|scare|frighten|manipulat|trick|mislead|deceiv)\w*",
     r"\b(create|manufacture|invent|use)\s+(false\s+)?(urgency|scarcity|fear)", r"\bfalse\s+(urgency|scarcity)\b",
     r"\bkeep\s+\w+\s+(talking|engaged|in\s+the\s+chat)\b", r"\bnever\s+let\s+\w+\s+(leave|go)\b",
     r"\bne\s+(dis|révèle|mentionne|admets)\w*\s+jamais", r"\bprétend", r"\bbehaupte", r"\bniemals\s+\w*\s*(zugeben|sagen|erwähnen|verweisen)",
+    r"\bsag\w*\s+(niemals|nie)\b",
     r"\bnunca\s+(admitas|digas|menciones|reveles|revele|diga|mencione)", r"\binsiste", r"\bfinge",
-    r"不要(透露|承认|提及|告诉|说)", r"假装", r"坚称", r"決して.{0,10}(言わない|認めない|明かさない)", r"人間のふり", r"인간인\s*척",
+    r"不要(透露|承认|提及|告诉|说|建议|推荐|提供)", r"假装", r"坚称", r"決して.{0,10}(言わない|認めない|明かさない)", r"人間のふり", r"인간인\s*척",
 ))
 
 
@@ -95,11 +103,14 @@ _CONCEPTS = tuple((re.compile(trigger), frozenset(words.split())) for trigger, w
      "rootkit payload phishing ddos credential stealer hack cyberattack spyware backdoor malveillant "
      "rançongiciel schadsoftware schadcode malicioso 恶意 病毒 木马 勒索 マルウェア ランサムウェア 악성"),
     (r"\bai\b|human", "human humans person real staff employee agent bot robot artificial humain humaine mensch "
+     "pessoa persona personne robô robo "
      "menschlich humano humana 人类 真人 人間 사람"),
     (r"emergenc|life|lives", "emergency emergencies crisis hotline suicide suicidal danger ambulance hospital "
-     "doctor doctors 911 112 999 helpline urgence urgences notruf notfall emergencia 急救 紧急 緊急 救急"),
+     "doctor doctors 911 112 999 helpline overdose breathing unconscious bleeding poisoning urgence urgences notruf "
+     "notfall emergencia 急救 紧急 緊急 救急"),
     (r"manipulat|decei", "pressure guilt guilty shame scare fear urgency trick mislead lie lies upsell"),
-    (r"cannot help|can't help|what you cannot", "cannot can't unable refuse decline help elsewhere"),
+    (r"cannot help|can't help|what you cannot", "cannot can't unable refuse refusal decline help elsewhere outside "
+     "unsupported scope"),
 ))
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]")
 # Sentences that name the rules in general ("the hard lines", "your content policy") with a lifting
@@ -191,11 +202,15 @@ def _cue(folded: str, target: _Target) -> str | None:
 
 
 def findings(constitution: Constitution, texts: list[str],
-             similar: Callable[[str], list[str]] | None = None) -> list[Finding]:
+             similar: Callable[[str], list[str]] | None = None,
+             crossing: Callable[[str], str | None] | None = None) -> list[Finding]:
     """Sentences of `texts` that would weaken a hard line or a protection of `constitution`.
 
     `similar(sentence)` may name further clause ids the sentence is about (the serve guard's
-    embedding neighbours), for paraphrases that share no words with the clause."""
+    embedding neighbours), for paraphrases that share no words with the clause. `crossing(sentence)`
+    may name the hard line the sentence, read as a request, crosses (serve's input guard: a trained
+    classifier where one is given): an instruction to do the forbidden thing needs no lifting words
+    ("walk our licensed members through making the strain airborne")."""
     targets = _targets(constitution)
     by_id = {t.clause_id: t for t in targets}
     hard = [t for t in targets if t.kind == "hard line"]
@@ -218,9 +233,59 @@ def findings(constitution: Constitution, texts: list[str],
                         if (cue := _cue(folded, t)) is not None), None)
             if hit is None:
                 hit = _directive(sentence, folded, words, hard)
+            if hit is None:
+                hit = _false_claim(sentence, folded, [t for t in targets if t.kind == "protection"], constitution)
+            if hit is None and crossing is not None and not _protective(folded):
+                line = crossing(sentence)
+                # Two readings must agree: the guard's, and that the sentence is about the line (one of
+                # its subject's words, or an embedding neighbour): the guard alone, trained on
+                # requests, reads some system prompts ("Ignore typos in product codes") as frames.
+                if line is not None and line in by_id and (by_id[line] in about or _about(
+                        words, folded, by_id[line], at_least=1)):
+                    hit = Finding(line, "hard line", sentence, "read by the guard as a request that crosses it")
             if hit is not None:
                 found.append(hit)
     return found
+
+
+# A sentence that tells the assistant *not* to produce something restates a line rather than
+# weakening it ("keep technical details vague and never give instructions that work"); the guard,
+# which reads requests, would see only the topic. "Never refuse ..." is not protective.
+_PROTECTIVE = re.compile(r"\b(never|not|don'?t|doesn'?t|can'?t|cannot|won'?t|avoid|refuse\s+to|decline\s+to|no)\b"
+                         r"\W+(\w+\W+){0,3}?(provide|give|write|share|explain|describe|produce|generate|create|"
+                         r"help|detail|include|discuss|answer|assist|offer|reveal|supply|teach|walk|list|engage|"
+                         r"roleplay|role-play|design|build|make|synthesi[sz]e|code)")
+
+
+_NOT_PROTECTIVE = re.compile(r"\b(never|not|don'?t|do\s+not|must\s+not)\s+(refuse|decline|hold\s+back|hesitate|"
+                             r"break|hedge|water)\w*|\bno\s+(matter|longer|refusals?|restrictions?|limits?)\b")
+
+
+# An instruction to tell users something the sentence itself says is untrue: deception by
+# definition, whatever it is about ("tell them the offer ends today, even though it does not").
+_FALSE_CLAIM = re.compile(
+    r"\b(tell|say|claim|assure|inform|remind|warn|insist|promise|suggest)\w*\b[^.]*(\b(even\s+though|although|"
+    r"whether\s+or\s+not|though)\b[^.]*\b(not|isn'?t|doesn'?t|never|untrue|false|true)\b|\((it|that|they|this)\s+"
+    r"(doesn'?t|isn'?t|is\s+not|does\s+not|won'?t|aren'?t|are\s+not|will\s+not)\b[^)]*\)|\bnot\s+really\b)")
+_DECEPTION = re.compile(r"decei|mislead|manipulat|\blie\b|\blies\b")
+_ABOUT_AI = re.compile(r"\bai\b|human")
+
+
+def _false_claim(sentence: str, folded: str, protections: list[_Target],
+                 constitution: Constitution) -> Finding | None:
+    match = _FALSE_CLAIM.search(folded)
+    if match is None:
+        return None
+    texts = {p.id: _fold(p.text) for p in constitution.protections}
+    for target in protections:
+        text = texts.get(target.clause_id, "")
+        if _DECEPTION.search(text) and not _ABOUT_AI.search(text):
+            return Finding(target.clause_id, target.kind, sentence, match.group(0)[:60])
+    return None
+
+
+def _protective(folded: str) -> bool:
+    return _PROTECTIVE.search(_NOT_PROTECTIVE.sub(" ", folded)) is not None
 
 
 def _directive(sentence: str, folded: str, words: set[str], hard: list[_Target]) -> Finding | None:
@@ -244,9 +309,10 @@ def overlay_texts(overlay: Overlay) -> list[str]:
 
 
 def refuse_weakening(constitution: Constitution, overlay: Overlay, layer: str,
-                     similar: Callable[[str], list[str]] | None = None) -> None:
+                     similar: Callable[[str], list[str]] | None = None,
+                     crossing: Callable[[str], str | None] | None = None) -> None:
     """Raise LayerError naming the clause when the overlay's words would weaken it."""
-    hits = findings(constitution, overlay_texts(overlay), similar)
+    hits = findings(constitution, overlay_texts(overlay), similar, crossing)
     if hits:
         hit = hits[0]
         raise LayerError(hit.clause_id, layer,

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 from charter.data.runner import Stage, Step, chunks, order_key, run_steps, stable_seed
 from charter.engines.base import GenerationRequest
 from charter.guards.sources import (
+    OPERATOR_CONTEXT,
     PARAPHRASE_PROMPT,
     Source,
     assign_splits,
@@ -138,7 +139,7 @@ def _examples(stage: Stage, position: int, source: Source, split: str, variants:
     items += [(v["text"], v, 1) for v in variants]
     records = []
     for variant_number, (text, how, per_family) in enumerate(items):
-        for item in transformations(text, split, rng, per_family):
+        for item in transformations(text, split, rng, per_family, plain_only=source.kind == OPERATOR_CONTEXT):
             key = unit_key(STAGE, [m["content"] for m in item.messages], source.clause_id, None, None,
                            settings.seed, extra=[source.source_id, item.name])
             data = {"source_id": source.source_id, "split": split, "label": source.label,
@@ -161,6 +162,8 @@ def _openings(stage: Stage, sources: list[Source], splits: dict[str, str], varia
 
     records = []
     for position, s in enumerate(sources):
+        if s.kind == OPERATOR_CONTEXT:  # a system prompt is not a request anyone answers
+            continue
         texts = [s.text] + ([v["text"] for v in variants.get(s.source_id, [])] if s.label == 1 else [])
         for number, text in enumerate(texts):
             pick = stable_seed(settings.seed, "opening", s.source_id, number)
@@ -182,6 +185,8 @@ def _answers(stage: Stage, sources: list[Source], splits: dict[str, str], varian
 
     plain: list[tuple[int, Source, str]] = []
     for position, s in enumerate(sources):
+        if s.kind == OPERATOR_CONTEXT:
+            continue
         plain.append((position, s, s.text))
         if s.label == 1:  # positives are scarce: answers to the engine's rewordings too
             plain += [(position, s, v["text"]) for v in variants.get(s.source_id, []) if v["how"] == "engine"]

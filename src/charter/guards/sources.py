@@ -26,6 +26,11 @@ _LABEL = re.compile(r"^\s*((the )?(original |above |rewritten )?request( was rew
                     r"paraphrase|rewrite|here is[^:]*)\s*:\s*", re.IGNORECASE)
 
 
+# The kind of a benign seed that is an operator's system prompt, not a request (prompt files'
+# `category`): read as written, never framed, and not answered (dataset.py).
+OPERATOR_CONTEXT = "operator_context"
+
+
 @dataclass(frozen=True)
 class Source:
     source_id: str

@@ -21,6 +21,7 @@ from charter.guards import evaluate
 from charter.guards.classifier import GuardClassifier, StageModel, calibrate, fit_head, roc_auc
 from charter.guards.dataset import STAGE
 from charter.guards.features import embed, pieces, reveal, token_prefixes
+from charter.guards.sources import OPERATOR_CONTEXT
 
 PREFIX_TOKENS = (16, 32, 48, 64, 96)
 _WORD = re.compile(r"\w+")
@@ -182,8 +183,10 @@ def _fit_stage(stage: str, items: list[dict], lines: list[str], embedder, settin
 def _calibrated(stage: str, head, items: list[dict], lines: list[str], embedder, settings: TrainSettings):
     """Thresholds from the validation split's whole benign items, scored as serving scores them.
     Answers are read while they stream, so an answer counts as blocked when any of its prefixes
-    is: the output thresholds hold the share of fine answers *stopped*, not of prefixes flagged."""
-    val = [it for it in items if it["split"] == "val" and not it.get("piece")]
+    is: the output thresholds hold the share of fine answers *stopped*, not of prefixes flagged.
+    Operators' system prompts are left out: the thresholds hold the share of benign *requests*
+    blocked, and easy negatives of another kind would let more of the hard ones through that gate."""
+    val = [it for it in items if it["split"] == "val" and not it.get("piece") and it.get("kind") != OPERATOR_CONTEXT]
     probe = GuardClassifier(lines, {stage: StageModel(head, np.ones(len(lines)), np.ones(len(lines)))})
     scores = probe.text_scores(stage, embedder, [it["text"] for it in val])
     if stage == "output":

@@ -155,11 +155,15 @@ def split_request(request: str) -> tuple[str, str]:
     return " ".join(words[:cut]), " ".join(words[cut:]) or "..."
 
 
-def transformations(request: str, split: str, rng: random.Random, per_family: int = 2) -> list[Transformed]:
+def transformations(request: str, split: str, rng: random.Random, per_family: int = 2,
+                    plain_only: bool = False) -> list[Transformed]:
     """The request as is, and `per_family` transformed versions per family, using only the
-    templates that belong to `split` (train may use templates 0-3, val 4, test 5)."""
+    templates that belong to `split` (train may use templates 0-3, val 4, test 5). `plain_only`:
+    the text as is (an operator's context is read as written; it is not a request to frame)."""
     allowed = [n for n in range(6) if template_split(n) == split]
     out = [Transformed("plain", "plain", -1, _user(request))]
+    if plain_only:
+        return out
     for family, templates in FRAMES.items():
         for n in _pick(allowed, per_family, rng):
             out.append(Transformed(family, f"{family}/{n}", n, _user(templates[n].format(r=request))))

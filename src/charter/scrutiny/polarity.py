@@ -8,7 +8,8 @@ embeddings judge "mean the same"; the rules here only find the stance, in Englis
 - negations (not, never, no, avoid, refuse, ...) each flip the stance and are removed;
 - a word with a listed opposite is replaced by its pair's first word, and the stance flips once
   if any was ("withhold" -> "share", flipped; "long, thorough" -> "short, concise", flipped once);
-- intensifiers that do not change what is asked (always, must, every, ...) are removed.
+- intensifiers that do not change what is asked (always, must, every, ...) are removed;
+- conditions (when, if, unless, ... up to the next comma) are left out: they say when, not what.
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ _INTENSIFIER = re.compile(r"\b(?:always|must|should|every|each|all|any|ever|when
 # (canonical, opposite): the opposite is rewritten to the canonical word with the stance flipped.
 OPPOSITES = (
     ("share", "withhold"), ("share", "keep private"), ("disclose", "conceal"), ("reveal", "hide"),
-    ("include", "omit"), ("include", "leave out"), ("allow", "disallow"), ("encourage", "discourage"),
+    ("include", "omit"), ("include", "omits"), ("include", "omitting"), ("include", "leave out"),
+    ("include", "leaves out"), ("include", "leaving out"), ("share", "withholds"), ("reveal", "hides"),
+    ("allow", "disallow"), ("encourage", "discourage"),
     ("follow", "ignore"), ("accept", "reject"), ("concise", "detailed"), ("concise", "lengthy"),
     ("concise", "thorough"), ("short", "long"), ("brief", "extensive"), ("formal", "informal"),
     ("formal", "casual"), ("comply", "refuse to comply"), ("agree", "disagree"), ("simple", "technical"),
@@ -46,8 +49,14 @@ class Stance:
     cues: tuple[str, ...]  # the words that set the stance, for the finding's evidence
 
 
+# A condition says *when* a clause applies, not what it asks: "when no red-flag sign is present,
+# give home-care steps" asks for home-care steps. Its negations and opposites are not the stance.
+_CONDITION = re.compile(r"\b(?:when|whenever|if|unless|where|while|once|until|as long as)\b[^,;.]*", re.IGNORECASE)
+
+
 def stance(text: str) -> Stance:
     cues: list[str] = []
+    text = _CONDITION.sub(" ", text)
 
     def opposite(match: re.Match) -> str:
         cues.append(match.group(0).lower())

@@ -32,7 +32,7 @@ def scrutinize(session, *, prompts: list[str] = (), probe: ProbeSettings | None 
 
     constitution, store = session.constitution, session.store
     embedder = embedder or Embedder()
-    found = static_findings(constitution, embedder, exercised=exercised_by(prompts))
+    found = static_findings(constitution, embedder, exercised=exercised_by(constitution, prompts))
     policy = session.engines.get("policy")
     if policy is not None and store is not None:
         settings = probe or ProbeSettings()

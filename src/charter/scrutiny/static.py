@@ -38,30 +38,46 @@ MAX_PAIRS = 50  # findings per check; the rest are counted in one info finding
 TENSIONS = {
     "autonomy and wellbeing": (
         r"autonom|own (?:decision|choice|life)|decide for themselves|self-determination|their choices|respect (?:the "
-        r"user's|their) (?:choice|decision|wish)|freedom to|adults?\b",
+        r"user's|their) (?:choice|decision|wish)|respects the (?:way|choice|plan)|(?:has|have) chosen|theirs to "
+        r"(?:make|decide)|second-guess|settled on|freedom to|adults?\b",
         r"wellbeing|well-being|protect (?:the user|them|people)|safety|self-harm|health|at risk|vulnerable|harm to "
-        r"themselves",
+        r"themselves|nutrition|advisor(?:y|ies)|warn(?:s|ing)? (?:them|the user|about)",
     ),
     "candour and kindness": (
         r"honest|candid|frank|blunt|truth|direct(?:ly)?\b|hard feedback|criticis",
         r"kind|gentle|encourag|feelings|tact|supportive|reassur|warm",
     ),
     "openness and privacy": (
-        r"transparen|disclose|openly|share (?:information|what)|explain (?:how|why) you|full information|inform",
+        r"transparen|disclose|openly|share (?:information|what)|explain (?:how|why) you|full information|inform|"
+        r"\b(?:tell|tells|explain|explains)\b[^.]{0,40}\bwhy\b",
         r"privacy|private|confidential|personal (?:data|information|details)|discreet|secret",
     ),
     "helpfulness and caution": (
         r"as helpful as|fully help|complete (?:answer|help)|every detail|whatever (?:the user|they) ask|never refuse|"
-        r"maximally helpful",
-        r"caution|careful|risk|danger|harm|err on the side",
+        r"maximally helpful|the (?:least|most) [a-z]+ (?:the law|possible|allowed)",
+        r"caution|careful|risk|danger|harm|err on the side|conservative|aggressive|borderline",
     ),
     "brevity and thoroughness": (
-        r"concise|brief|short|succinct|few words|to the point",
-        r"thorough|detailed|in full|step by step|comprehensive|complete (?:explanation|steps)|every step",
+        r"concise|brief|short(?! sentences| words)|succinct|few words|to the point|\bhints?\b",
+        r"thorough|detailed|in full|step by step|comprehensive|complete (?:explanation|steps|model)|every step",
     ),
     "obedience and judgement": (
         r"follow (?:the )?(?:user's|operator's|their) instructions|do what (?:the user|they) ask|obey|comply with",
         r"push back|disagree|question (?:the|their)|own judgement|own judgment|refuse when|object",
+    ),
+    "the letter and liberty": (
+        r"exactly as (?:printed|written|stated|it stands)|verbatim|exact wording|to the letter|only the lines|adding "
+        r"nothing|as printed",
+        r"bend(?:s|ing)? (?:a |the )?rules?|invent(?:s)? (?:one|a rule)|tid(?:y|ies)|renam(?:e|es)|reformat|"
+        r"in (?:everyday|plain|your own) (?:language|words)|restate",
+    ),
+    "formality and informality": (
+        r"\bformal\b|courteous|sign-off|letter from",
+        r"casual|informal|slang|emoji|lowercase|like a (?:quick )?text|chatty",
+    ),
+    "following their lead and a plan": (
+        r"choices change|where (?:they|the user|the players?) take|their lead",
+        r"planned|stick to the plan|on track|steer(?:s|ing)? [^.]{0,40}toward",
     ),
 }
 

@@ -35,6 +35,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
+import numpy as np
+
 from charter.constitution.model import Constitution
 from charter.errors import CharterError
 from charter.serve import judge, rules
@@ -62,6 +64,10 @@ class GuardConfig:
     uncertain: Literal["judge", "block", "allow"] = "judge"
     window_chars: int = 400
     window_step: int = 200
+    # An overlay's sentence is refused by the trained classifier only at this score or above (and its
+    # calibrated threshold): operators' system prompts are not the requests it was calibrated on, and
+    # an operator whose context is refused cannot start. Chosen on tests/fixtures/overlay_dev*.jsonl.
+    overlay_min_score: float = 0.9
 
 
 @dataclass
@@ -112,6 +118,22 @@ class Guard:
         verdict.ms = round((time.perf_counter() - started) * 1000, 2)
         return verdict
 
+    def crossing(self, sentence: str) -> str | None:
+        """The hard line one sentence of an overlay would cross, read as a request: the fast pass
+        alone (the trained classifier, or the similarity pass), no judge, since overlays are checked
+        when an operator is loaded and on requests that carry a user overlay."""
+        if self.classifier is not None:
+            scores = self.classifier.text_scores("input", self.embedder, [sentence])[0]
+            floor = np.maximum(self.classifier.stages["input"].block, self.config.overlay_min_score)
+            over = [(score, line) for line, score, low in zip(self.classifier.lines, scores, floor) if score >= low]
+            if over:
+                return max(over)[1]
+        if not self.index.hard_lines:
+            return None
+        verdict = Verdict("input", flags=rules.framing_flags(sentence))
+        verdict = self._similarity_pass(output_pieces(sentence, self.config), "input", verdict)
+        return verdict.clause_id if verdict.blocked else None
+
     # -- outputs --------------------------------------------------------------------------------
     def check_output(self, answer: str, messages: list[dict]) -> Verdict:
         started = time.perf_counter()
@@ -131,6 +153,11 @@ class Guard:
         verdict = Verdict(stage, flags=flags)
         if self.classifier is not None and self._classify_trained(pieces, stage, verdict):
             return verdict
+        return self._similarity_pass(pieces, stage, verdict)
+
+    def _similarity_pass(self, pieces: list[str], stage: Stage, verdict: Verdict) -> Verdict:
+        """The embedding pass over the lines no trained classifier knows (all, without one)."""
+        flags = verdict.flags
         texts = [rules.normalise(p) for p in pieces]
         texts += [decoded for text in list(texts) for _, decoded in rules.decodings(text)]
         scores = self.index.score(texts) if self.index.hard_lines else {}
