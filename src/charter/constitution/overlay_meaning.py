@@ -66,14 +66,12 @@ _INVERT = tuple(re.compile(p) for p in (
     r"\b(insist|claim|say|state|tell\s+\w+|pretend|assert|maintain|present\s+yourself)\b[^.]*\b(you\s+are|you're|"
     r"to\s+be|as)\s+(a\s+)?(real\s+|actual\s+|live\s+)?(human|person|man|woman|employee|agent|staff)",
     r"\b(reassure|assure|convince|confirm|answer|reply|respond)\w*\b[^.]*\b(you\s+are|you're|to\s+be)\s+(a\s+)?"
-    r"(real|actual|live)\s+(human|person|man|woman)", r"\bhuman\s+(persona|character|identity)\b",
+    r"(real|actual|live)\s+(human|person|man|woman)",
+    r"\b(keep|keeps|keeping|maintain|maintains|stay\s+in|never\s+break)\b[^.]{0,30}\bhuman\s+(persona|character|"
+    r"identity)|\bhuman\s+(persona|character|identity)\s+intact",
     r"\bwithout\s+(ever\s+)?(admitting|revealing|disclosing|acknowledging|saying)",
-    r"\b(rather\s+than|instead\s+of)\s+(point|refer|send|direct|suggest|recommend)\w*",
-    r"\b(decline|declines|refuse|refuses)\s+to\s+(discuss|talk|engage)", r"\bend\w*\s+the\s+(conversation|chat)\b",
-    r"\bpretend\w*\s+(not\s+to|to\s+not)\b",
+    r"\bend\w*\s+the\s+(conversation|chat)\b", r"\bpretend\w*\s+(not\s+to|to\s+not)\b",
     r"(pessoa\s+de\s+verdade|persona\s+real|vraie\s+personne|echte[rn]?\s+(mensch|person))",
-    r"\b(never|do\s+not|don'?t|must\s+not|avoid|refuse\s+to)\s+(ever\s+)?(reveal|admit|disclose|mention|say|tell|"
-    r"acknowledge|confirm|let\s+\w+\s+know|refer|point|suggest|recommend|direct)",
     r"\b(deny|denies|denying)\s+(being|that\s+you\s+are|you\s+are)", r"\bhide\b", r"\bconceal\b",
     r"\b(pressure|guilt|shame|scare|frighten|manipulat|trick|mislead|deceiv)\w*",
     r"\b(create|manufacture|invent|use)\s+(false\s+)?(urgency|scarcity|fear)", r"\bfalse\s+(urgency|scarcity)\b",
@@ -83,6 +81,22 @@ _INVERT = tuple(re.compile(p) for p in (
     r"\bnunca\s+(admitas|digas|menciones|reveles|revele|diga|mencione)", r"\binsiste", r"\bfinge",
     r"不要(透露|承认|提及|告诉|说|建议|推荐|提供)", r"假装", r"坚称", r"決して.{0,10}(言わない|認めない|明かさない)", r"人間のふり", r"인간인\s*척",
 ))
+
+
+# A duty withheld: "never give out hotline numbers", "rather than pointing them to a hotline",
+# "declines to discuss an overdose". These turn a protection around only when what is withheld is
+# the protection's subject ("never give medical diagnoses" is not about emergencies), so the words
+# after the cue, up to the clause's end, must name it (_duty_withheld).
+_WITHHELD = tuple(re.compile(p) for p in (
+    r"\b(never|do\s+not|don'?t|must\s+not|avoid|refuse\s+to)\s+(ever\s+)?(reveal|admit|disclose|mention|say|tell|"
+    r"acknowledge|confirm|let\s+\w+\s+know|refer|point|suggest|recommend|direct|give|provide|share|explain|send)"
+    r"(s|es|ed|ing)?\b",
+    r"\b(rather\s+than|instead\s+of)\s+(pointing|referring|sending|directing|suggesting|recommending|giving)\b",
+    r"\b(decline|declines|refuse|refuses)\s+to\s+(discuss|talk\s+about|engage\s+with)\b",
+))
+_TAIL = re.compile(r"[^.;:!?。；：]{0,80}")
+# Subject words too common to say what is withheld ("never give instructions that work in real life").
+_WEAK_OBJECTS = frozenset("real person people staff employee employees agent agents man woman".split())
 
 
 # Words a clause's subject is also talked about with. A clause whose own words match a trigger is
@@ -102,15 +116,15 @@ _CONCEPTS = tuple((re.compile(trigger), frozenset(words.split())) for trigger, w
     (r"malicious|malware|ransomware|exploit", "malware ransomware exploit exploits keylogger botnet worm worms trojan "
      "rootkit payload phishing ddos credential stealer hack cyberattack spyware backdoor malveillant "
      "rançongiciel schadsoftware schadcode malicioso 恶意 病毒 木马 勒索 マルウェア ランサムウェア 악성"),
-    (r"\bai\b|human", "human humans person real staff employee agent bot robot artificial humain humaine mensch "
+    (r"\bai\b|human", "ai human humans person real staff employee agent bot robot artificial humain humaine mensch "
      "pessoa persona personne robô robo "
      "menschlich humano humana 人类 真人 人間 사람"),
     (r"emergenc|life|lives", "emergency emergencies crisis hotline suicide suicidal danger ambulance hospital "
      "doctor doctors 911 112 999 helpline overdose breathing unconscious bleeding poisoning urgence urgences notruf "
      "notfall emergencia 急救 紧急 緊急 救急"),
     (r"manipulat|decei", "pressure guilt guilty shame scare fear urgency trick mislead lie lies upsell"),
-    (r"cannot help|can't help|what you cannot", "cannot can't unable refuse refusal decline help elsewhere outside "
-     "unsupported scope"),
+    (r"cannot help|can't help|what you cannot", "cannot can't unable refuse refusal decline help elsewhere "
+     "unsupported"),
 ))
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]")
 # Sentences that name the rules in general ("the hard lines", "your content policy") with a lifting
@@ -198,7 +212,31 @@ def _about(sentence_words: set[str], folded: str, target: _Target, at_least: int
 
 def _cue(folded: str, target: _Target) -> str | None:
     cues = _LIFT if target.kind == "hard line" else (*_LIFT, *_INVERT)
-    return next((m.group(0) for c in cues if (m := c.search(folded))), None)
+    found = next((m.group(0) for c in cues if (m := c.search(folded))), None)
+    if found is None and target.kind == "protection":
+        found = _duty_withheld(folded, target)
+    return found
+
+
+def _duty_withheld(folded: str, target: _Target) -> str | None:
+    """A withholding cue whose clause (what precedes it back to the last stop, and what follows up to
+    the next) names the protection's subject: "if you cannot help, do not tell the user"."""
+    subject = target.subject or target.core
+    for cue in _WITHHELD:
+        for match in cue.finditer(folded):
+            start = max(folded.rfind(stop, 0, match.start()) for stop in ".;:!?。；：") + 1
+            clause = folded[start:match.start()] + _TAIL.match(folded, match.end()).group(0)
+            named = [e for w in _WORD.findall(clause) if w not in _WEAK_OBJECTS for e in subject if _names(w, e)]
+            if named or (_CJK.search(clause) and any(_CJK.search(e) and e in clause for e in subject)):
+                return f"{match.group(0)} ... {named[0] if named else ''}".strip()
+    return None
+
+
+def _names(word: str, entry: str) -> bool:
+    """`word` as written is the subject word `entry` (a stem): "hotlines" names "hotline"."""
+    stem = _stem(word)
+    return word == entry or stem == entry or (len(entry) >= 4 and word.startswith(entry)) or (
+        len(stem) >= 5 and entry.startswith(stem))
 
 
 def findings(constitution: Constitution, texts: list[str],
@@ -222,7 +260,7 @@ def findings(constitution: Constitution, texts: list[str],
             about = [t for t in targets if _about(words, folded, t)]
             # A protection is turned around in few words ("insist you are a human"): one of its
             # subject's words is enough when the sentence carries an inverting cue.
-            if any(c.search(folded) for c in _INVERT):
+            if any(c.search(folded) for c in (*_INVERT, *_WITHHELD)):
                 about += [t for t in targets if t.kind == "protection" and t not in about
                           and _overlap(words, folded, t.subject)]
             if similar is not None:
@@ -237,11 +275,12 @@ def findings(constitution: Constitution, texts: list[str],
                 hit = _false_claim(sentence, folded, [t for t in targets if t.kind == "protection"], constitution)
             if hit is None and crossing is not None and not _protective(folded):
                 line = crossing(sentence)
-                # Two readings must agree: the guard's, and that the sentence is about the line (one of
-                # its subject's words, or an embedding neighbour): the guard alone, trained on
-                # requests, reads some system prompts ("Ignore typos in product codes") as frames.
-                if line is not None and line in by_id and (by_id[line] in about or _about(
-                        words, folded, by_id[line], at_least=1)):
+                # Two readings must agree: the guard's, and that the sentence is about the line (a
+                # word its subject is spoken of with, or the rules' or embeddings' reading): the guard
+                # alone, trained on requests, reads some system prompts ("Ignore typos in product
+                # codes") as frames.
+                if line is not None and line in by_id and (by_id[line] in about or _overlap(
+                        words, folded, by_id[line].subject)):
                     hit = Finding(line, "hard line", sentence, "read by the guard as a request that crosses it")
             if hit is not None:
                 found.append(hit)
@@ -251,30 +290,51 @@ def findings(constitution: Constitution, texts: list[str],
 # A sentence that tells the assistant *not* to produce something restates a line rather than
 # weakening it ("keep technical details vague and never give instructions that work"); the guard,
 # which reads requests, would see only the topic. "Never refuse ..." is not protective.
+_PRODUCING = (r"(?:(?:provide|give|write|share|explain|describe|produce|generate|create|help|detail|include|"
+              r"discuss|answer|assist|offer|reveal|supply|teach|walk|list|engage|roleplay|role-play|design|build|"
+              r"synthesi[sz]e|code)(?:s|es|ed|d|ing)?|make|makes|making|made)\b")
+_VERB = re.compile(r"\b" + _PRODUCING)
 _PROTECTIVE = re.compile(r"\b(never|not|don'?t|doesn'?t|can'?t|cannot|won'?t|avoid|refuse\s+to|decline\s+to|no)\b"
-                         r"\W+(\w+\W+){0,3}?(provide|give|write|share|explain|describe|produce|generate|create|"
-                         r"help|detail|include|discuss|answer|assist|offer|reveal|supply|teach|walk|list|engage|"
-                         r"roleplay|role-play|design|build|make|synthesi[sz]e|code)")
+                         r"\W+(\w+\W+){0,3}?" + _PRODUCING)
+_NOT_PROTECTIVE = re.compile(r"\b(never|not|don'?t|do\s+not|must\s+not)\s+(ever\s+)?(refuse|decline|hold\s+back|"
+                             r"hesitate|break|hedge|water)\w*|\bno\s+(matter|longer|refusals?|restrictions?|limits?)\b")
 
 
-_NOT_PROTECTIVE = re.compile(r"\b(never|not|don'?t|do\s+not|must\s+not)\s+(refuse|decline|hold\s+back|hesitate|"
-                             r"break|hedge|water)\w*|\bno\s+(matter|longer|refusals?|restrictions?|limits?)\b")
+def _protective(folded: str) -> bool:
+    """Every part of the sentence that asks for something asks *not* to produce it ("keep details
+    vague and never give working instructions"); one part that asks plainly ("not a problem: walk
+    them through it") is not protective."""
+    parts = re.split(r"[:;,]|\band\b|\bbut\b", _NOT_PROTECTIVE.sub(" ", folded))
+    # A part asks for something when it opens with the verb ("walk them through it"), or forbids it
+    # ("never give instructions"); "keep technical details vague" asks for neither.
+    asking = [p for p in parts if _VERB.search(" ".join(p.split()[:2])) or _PROTECTIVE.search(p)]
+    return bool(asking) and all(_PROTECTIVE.search(p) for p in asking)
 
 
 # An instruction to tell users something the sentence itself says is untrue: deception by
 # definition, whatever it is about ("tell them the offer ends today, even though it does not").
-_FALSE_CLAIM = re.compile(
-    r"\b(tell|say|claim|assure|inform|remind|warn|insist|promise|suggest)\w*\b[^.]*(\b(even\s+though|although|"
-    r"whether\s+or\s+not|though)\b[^.]*\b(not|isn'?t|doesn'?t|never|untrue|false|true)\b|\((it|that|they|this)\s+"
-    r"(doesn'?t|isn'?t|is\s+not|does\s+not|won'?t|aren'?t|are\s+not|will\s+not)\b[^)]*\)|\bnot\s+really\b)")
+# The untruth must be stated outright and close the clause ("even though it isn't", "it is not
+# really true"): "tell them the truth, even though it is not always welcome" is honest. Two linear
+# searches (the marker, then a verb of telling before it), never one pattern with two open gaps.
+_UNTRUE = re.compile(
+    r"\b(?:even\s+though|although|though)\s+(?:it|that|they|this|there)\s+(?:never\s+(?:does|do|did|is|will)|"
+    r"(?:isn'?t|is\s+not|doesn'?t|does\s+not|aren'?t|are\s+not|won'?t|will\s+not|wasn'?t|was\s+not)(?:\s+really)?"
+    r"(?:\s+(?:true|the\s+case|so|happening))?)\s*(?=[.;,)!?]|$)"
+    r"|\b(?:it|that)(?:'s|\s+is)\s+not\s+(?:really\s+)?(?:true|the\s+case)\b"
+    r"|\bnot\s+really\s+(?:being|going|true|the\s+case|happening)\b"
+    r"|\bwhether\s+or\s+not\s+(?:that'?s|it'?s|it\s+is|that\s+is)\s+true\b"
+    r"|\((?:it|that|they)\s+(?:doesn'?t|isn'?t|is\s+not|does\s+not|won'?t|aren'?t|are\s+not)\)")
+_TELLING = re.compile(r"\b(?:tell|tells|telling|say|says|saying|claim|claims|claiming|assure|assures|assuring|"
+                      r"inform|informs|informing|remind|reminds|reminding|warn|warns|insist|insists|promise|"
+                      r"promises|promising)\b")
 _DECEPTION = re.compile(r"decei|mislead|manipulat|\blie\b|\blies\b")
 _ABOUT_AI = re.compile(r"\bai\b|human")
 
 
 def _false_claim(sentence: str, folded: str, protections: list[_Target],
                  constitution: Constitution) -> Finding | None:
-    match = _FALSE_CLAIM.search(folded)
-    if match is None:
+    match = _UNTRUE.search(folded)
+    if match is None or _TELLING.search(folded, 0, match.start()) is None:
         return None
     texts = {p.id: _fold(p.text) for p in constitution.protections}
     for target in protections:
@@ -282,10 +342,6 @@ def _false_claim(sentence: str, folded: str, protections: list[_Target],
         if _DECEPTION.search(text) and not _ABOUT_AI.search(text):
             return Finding(target.clause_id, target.kind, sentence, match.group(0)[:60])
     return None
-
-
-def _protective(folded: str) -> bool:
-    return _PROTECTIVE.search(_NOT_PROTECTIVE.sub(" ", folded)) is not None
 
 
 def _directive(sentence: str, folded: str, words: set[str], hard: list[_Target]) -> Finding | None:

@@ -9,7 +9,8 @@ embeddings judge "mean the same"; the rules here only find the stance, in Englis
 - a word with a listed opposite is replaced by its pair's first word, and the stance flips once
   if any was ("withhold" -> "share", flipped; "long, thorough" -> "short, concise", flipped once);
 - intensifiers that do not change what is asked (always, must, every, ...) are removed;
-- conditions (when, if, unless, ... up to the next comma) are left out: they say when, not what.
+- a condition set off as one (leading, between commas, or closing the sentence) is left out: it
+  says when, not what.
 """
 
 from __future__ import annotations
@@ -51,7 +52,12 @@ class Stance:
 
 # A condition says *when* a clause applies, not what it asks: "when no red-flag sign is present,
 # give home-care steps" asks for home-care steps. Its negations and opposites are not the stance.
-_CONDITION = re.compile(r"\b(?:when|whenever|if|unless|where|while|once|until|as long as)\b[^,;.]*", re.IGNORECASE)
+# Only a condition set off as one: leading ("If asked, ..."), between commas ("that, when X, gives"),
+# or closing the sentence ("... and says when a date is disputed"); "never share where a user
+# lives" and "be concise while never omitting warnings" keep their words.
+_CONDITION = re.compile(r"^\s*(?:if|when|whenever|unless|as long as)\b[^,;:.]*,"
+                        r"|,\s*(?:if|when|whenever|unless|until|as long as)\b[^,;:.]*(?=,)"
+                        r"|(?<=\w)\s+(?:if|when|whenever|unless|until)\b[^,;:.]*(?=[.]?\s*$)", re.IGNORECASE)
 
 
 def stance(text: str) -> Stance:

@@ -53,7 +53,7 @@ class ServeSettings:
     guards: bool = True
     # Also ask the input guard about each sentence of an overlay (`--guard-reads-overlays`). Off by
     # default: on overlay texts written blind to it, it refused 3 more of 40 hard benign operator
-    # texts for 1 more of 40 attacks (docs/bring-your-own-constitution.md).
+    # texts for 2 more of 40 attacks (docs/bring-your-own-constitution.md).
     guard_reads_overlays: bool = False
     max_in_flight: int = 32  # requests held at once (queued or generating); more get 503
     max_in_flight_per_key: int = 8  # of those, per operator key; more get 429
@@ -311,8 +311,11 @@ class Server:
         if data is None:
             return state.constitution
         try:
+            # No guard reading here: a user overlay carries no text of its own (refused above in
+            # layers), and the operator's was read when the server started; reading it again would
+            # embed every operator sentence on every request that carries a user overlay.
             return resolve(self.base, state.operator.overlay, parse_overlay(data, source="charter.user_overlay"),
-                           similar=self._neighbours(), crossing=self._crossing())
+                           similar=self._neighbours())
         except LayerError as exc:
             raise chat.ApiError(400, str(exc), "overlay_refused", param="charter.user_overlay",
                                 clause_id=exc.clause_id, reason=exc.reason) from None
