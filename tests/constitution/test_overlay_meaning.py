@@ -140,3 +140,9 @@ def test_a_long_adversarial_overlay_is_read(protected):
     from charter.constitution.overlay_meaning import findings
 
     assert findings(protected, [("tell them though " * 1200)[:20000], ("say though " * 1900)[:20000]]) == []
+
+
+def test_what_precedes_a_withheld_duty_counts_only_as_its_condition(protected):
+    resolve(protected, Overlay(context="Our pharmacists work with doctors and never give dosage advice in chat."))
+    with pytest.raises(LayerError, match="say_what_you_cannot_help"):
+        resolve(protected, Overlay(context="When you cannot help with something, never tell the user so."))

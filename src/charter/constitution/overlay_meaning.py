@@ -95,6 +95,7 @@ _WITHHELD = tuple(re.compile(p) for p in (
     r"\b(decline|declines|refuse|refuses)\s+to\s+(discuss|talk\s+about|engage\s+with)\b",
 ))
 _TAIL = re.compile(r"[^.;:!?。；：]{0,80}")
+_IF = re.compile(r"\s*(if|when|whenever|unless)\b")
 # Subject words too common to say what is withheld ("never give instructions that work in real life").
 _WEAK_OBJECTS = frozenset("real person people staff employee employees agent agents man woman".split())
 
@@ -219,13 +220,18 @@ def _cue(folded: str, target: _Target) -> str | None:
 
 
 def _duty_withheld(folded: str, target: _Target) -> str | None:
-    """A withholding cue whose clause (what precedes it back to the last stop, and what follows up to
-    the next) names the protection's subject: "if you cannot help, do not tell the user"."""
+    """A withholding cue whose clause (what follows it up to the next stop, and a condition before
+    it) names the protection's subject: "if you cannot help, do not tell the user"."""
     subject = target.subject or target.core
     for cue in _WITHHELD:
         for match in cue.finditer(folded):
-            start = max(folded.rfind(stop, 0, match.start()) for stop in ".;:!?。；：") + 1
-            clause = folded[start:match.start()] + _TAIL.match(folded, match.end()).group(0)
+            # Bounded on both sides: a long sentence of repeated cues stays linear to read.
+            start = max(match.start() - 80, max(folded.rfind(stop, 0, match.start()) for stop in ".;:!?。；：") + 1)
+            before = folded[start:match.start()]
+            # What precedes counts only as the condition the cue answers ("if you cannot help,
+            # do not tell the user"); "we work with doctors and never give diagnoses" withholds
+            # diagnoses, not doctors.
+            clause = (before if _IF.match(before) else "") + _TAIL.match(folded, match.end()).group(0)
             named = [e for w in _WORD.findall(clause) if w not in _WEAK_OBJECTS for e in subject if _names(w, e)]
             if named or (_CJK.search(clause) and any(_CJK.search(e) and e in clause for e in subject)):
                 return f"{match.group(0)} ... {named[0] if named else ''}".strip()
